@@ -1,0 +1,52 @@
+"""The ``nextbest`` command line: thin Typer commands that parse arguments and call pure functions.
+
+Each command lives next to the lifecycle step it drives; this module only wires them up.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="nextbest",
+    help="Next-best-action for customer journeys: simulate, train, evaluate, serve.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Configure logging once for every command."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def validate(
+    data: Annotated[Path, typer.Option("--data", help="Folder with the four tables.")],
+) -> None:
+    """Validate a journey data folder against the contract and report every problem."""
+    from features.io import DataValidationError, load_journeys
+
+    try:
+        journeys = load_journeys(data)
+    except DataValidationError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(
+        f"{data}: valid — {len(journeys.events)} events, {len(journeys.customers)} customers, "
+        f"{len(journeys.catalog)} messages, {len(journeys.decisions)} decisions"
+    )
+
+
+if __name__ == "__main__":
+    app()
