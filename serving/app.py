@@ -1,0 +1,127 @@
+"""The FastAPI application: ``create_app(settings)`` builds it; the lifespan opens the store,
+seeds it, loads the models and starts following the registry alias.
+
+Run it with ``nextbest serve`` or ``uvicorn serving.app:create_app --factory``. Nothing happens
+at import time.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from features.contract import Col
+from serving.errors import BodySizeLimitMiddleware, install_error_handlers
+from serving.metrics import LatencyMiddleware, ServingMetrics
+from serving.model_follower import ModelFollower, ModelSet, registry_follower
+from serving.recommender import (
+    DecisionFactory,
+    Recommender,
+    default_decision_factory,
+    load_catalog,
+)
+from serving.routers import admin, customers, events, feedback, health, recommend
+from serving.security import KeyRing
+from serving.seed import seed_store
+from serving.settings import Settings, get_settings
+from serving.stores import Store, open_store
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "1.0.0"
+
+
+@dataclass
+class Overrides:
+    """Parts of the service a caller (tests, an embedding app) supplies instead of building them
+    from settings."""
+
+    store: Store | None = None
+    follower: ModelFollower | None = None
+    decision_factory: DecisionFactory | None = None
+
+
+def _follower(settings: Settings, metrics: ServingMetrics) -> ModelFollower:
+    def on_swap(model_set: ModelSet) -> None:
+        metrics.set_model_versions(model_set.versions, model_set.alias)
+        # Long-lived model objects would otherwise be rescanned by every full GC pass.
+        gc.freeze()
+
+    def on_failure(task: str | None, error: str) -> None:
+        metrics.record_model_failure(task)
+
+    return registry_follower(
+        settings.resolved_tracking_uri(),
+        settings.model_alias,
+        settings.poll_interval_seconds,
+        on_swap=on_swap,
+        on_failure=on_failure,
+    )
+
+
+def _lifespan(
+    settings: Settings, overrides: Overrides
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        metrics: ServingMetrics = app.state.metrics
+        store = overrides.store or open_store(settings.resolved_store_url())
+        store.open()
+        if settings.data_dir is not None:
+            seed_store(store, settings.data_dir)
+        catalog = load_catalog(store)
+        message_ids = list(catalog[Col.MESSAGE_ID]) if len(catalog) else []
+        factory = overrides.decision_factory or default_decision_factory
+        decide = factory(catalog, settings)
+        follower = overrides.follower or _follower(settings, metrics)
+        result = follower.start()
+        if follower.current is not None:
+            metrics.set_model_versions(follower.current.versions, follower.alias)
+        logger.info("models at start: %s %s", result.status, result.error or "")
+        app.state.store = store
+        app.state.follower = follower
+        app.state.recommender = Recommender(store, follower, decide, message_ids, settings, metrics)
+        # Everything loaded so far lives as long as the process: keep the collector off it.
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            follower.stop()
+            store.close()
+
+    return lifespan
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    follower: ModelFollower | None = None,
+    decision_factory: DecisionFactory | None = None,
+) -> FastAPI:
+    """Build the app. Without arguments it reads ``NEXTBEST_*`` settings from the environment
+    (``get_settings()``); the keyword arguments replace the parts built from settings."""
+    settings = settings or get_settings()
+    overrides = Overrides(store=store, follower=follower, decision_factory=decision_factory)
+    app = FastAPI(
+        title="nextbest",
+        version=API_VERSION,
+        summary="Next-best-action decisions for customer-journey orchestration.",
+        lifespan=_lifespan(settings, overrides),
+    )
+    metrics = ServingMetrics()
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.keys = KeyRing.from_settings(settings)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
+    for module in (recommend, events, feedback, customers, admin, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,465 @@
+"""The embedded store: one SQLite file in WAL mode, shared by threads and worker processes.
+
+Each thread gets its own connection (SQLite connections must not be shared across threads
+mid-statement); WAL lets readers proceed while one writer commits, and ``busy_timeout`` makes
+concurrent writers from several uvicorn processes wait instead of failing. Writes that the API
+acknowledges (events, outcomes, profiles, deletions) commit with ``synchronous=FULL`` so they
+survive a power loss; decision-log writes use ``NORMAL`` (durable across a process crash) to keep
+an fsync off the recommend path.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+
+from features.contract import CHANNELS, EVENT_TYPES, Channel
+from serving.stores.base import (
+    AppendResult,
+    CustomerProfile,
+    DecisionLogEntry,
+    DeletionReport,
+    EventArrays,
+    EventRecord,
+    OutcomeRecord,
+    OutcomeType,
+    Store,
+    StoreError,
+    UnknownDecisionError,
+)
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+#: Event message codes are int16 in ``features.eventlog.EventLog``.
+MAX_MESSAGE_CODES = int(np.iinfo(np.int16).max)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EVENT_CODE = {e: i for i, e in enumerate(EVENT_TYPES)}
+_CHANNEL_CODE = {c: i for i, c in enumerate(CHANNELS)}
+_EVENT_ROW = np.dtype(
+    [("ts_ns", "i8"), ("event_type", "i2"), ("channel", "i2"), ("message", "i2"), ("value", "f8")]
+)
+#: The integer codes stored for events are only meaningful with this vocabulary.
+_VOCABULARY = {
+    "event_types": "|".join(e.value for e in EVENT_TYPES),
+    "channels": "|".join(c.value for c in CHANNELS),
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS customers (
+    customer_id TEXT PRIMARY KEY,
+    timezone TEXT NOT NULL,
+    signup_ns INTEGER NOT NULL,
+    consents TEXT NOT NULL,
+    attributes TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS catalog (
+    position INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    code INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS events (
+    customer_id TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type INTEGER NOT NULL,
+    channel INTEGER NOT NULL,
+    message INTEGER NOT NULL,
+    value REAL NOT NULL,
+    decision_id TEXT,
+    properties TEXT,
+    PRIMARY KEY (customer_id, ts_ns, event_id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    message_id TEXT,
+    channel TEXT,
+    send_at_ns INTEGER,
+    propensity REAL NOT NULL,
+    policy TEXT NOT NULL,
+    campaign TEXT,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_customer_ts ON decisions (customer_id, ts_ns);
+CREATE TABLE IF NOT EXISTS outcomes (
+    decision_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    revenue REAL NOT NULL,
+    received_ns INTEGER NOT NULL,
+    PRIMARY KEY (decision_id, outcome, ts_ns)
+);
+"""
+
+
+def to_ns(ts: datetime) -> int:
+    """Exact UTC nanoseconds of an aware datetime (naive ones are taken as UTC)."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return (ts - _EPOCH) // timedelta(microseconds=1) * 1_000
+
+
+def from_ns(ns: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=ns // 1_000)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+
+
+class SQLiteStore(Store):
+    """``Store`` on a SQLite file (created with its folder on ``open``)."""
+
+    def __init__(self, path: Path | str, busy_timeout_ms: int = 10_000) -> None:
+        self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._message_codes: dict[str, int] = {}
+        self._message_tuple: tuple[str, ...] = ()
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """``sqlite:///relative/or/absolute/path.db`` (``sqlite:////abs`` also accepted)."""
+        if not url.startswith("sqlite:///"):
+            raise ValueError(f"a SQLite store URL starts with sqlite:///, got {url!r}")
+        return cls(Path(url.removeprefix("sqlite:///")))
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _write(self, sync: Literal["FULL", "NORMAL"] = "FULL") -> Iterator[sqlite3.Connection]:
+        """One write transaction; ``BEGIN IMMEDIATE`` takes the write lock up front so that
+        concurrent writers queue on ``busy_timeout`` instead of failing mid-transaction."""
+        conn = self._conn
+        conn.execute(f"PRAGMA synchronous = {sync}")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+        finally:
+            if sync != "NORMAL":
+                conn.execute("PRAGMA synchronous = NORMAL")
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._conn
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                logger.warning("SQLite store %s runs in %s mode, not WAL", self.path, mode)
+            with self._write() as tx:
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    tx.execute(statement)
+                self._check_vocabulary(tx)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the SQLite store at {self.path}: {exc}") from exc
+        self._load_message_codes()
+        logger.info("SQLite store ready at %s", self.path)
+
+    def _check_vocabulary(self, conn: sqlite3.Connection) -> None:
+        stored = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        if "schema_version" not in stored:
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("schema_version", SCHEMA_VERSION), *_VOCABULARY.items()],
+            )
+            return
+        for key, expected in _VOCABULARY.items():
+            if stored.get(key) != expected:
+                raise StoreError(
+                    f"the store at {self.path} was written with {key} {stored.get(key)!r}, this "
+                    f"version uses {expected!r}: migrate or point NEXTBEST_STORE_URL elsewhere"
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+    def ping(self) -> None:
+        try:
+            self._conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path} is not answering: {exc}") from exc
+
+    # -- meta ----------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write() as tx:
+            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- customers and catalog -----------------------------------------------------------------
+
+    def upsert_customers(self, profiles: Iterable[CustomerProfile]) -> int:
+        rows = [
+            (
+                p.customer_id,
+                p.timezone,
+                to_ns(p.signup_ts),
+                _dumps({str(k): bool(v) for k, v in p.consents.items()}),
+                _dumps(dict(p.attributes)),
+            )
+            for p in profiles
+        ]
+        with self._write() as tx:
+            tx.executemany("INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def get_customer(self, customer_id: str) -> CustomerProfile | None:
+        row = self._conn.execute(
+            "SELECT timezone, signup_ns, consents, attributes FROM customers WHERE customer_id = ?",
+            (customer_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        consents = {Channel(k): bool(v) for k, v in orjson.loads(row[2]).items()}
+        return CustomerProfile(
+            customer_id=customer_id,
+            timezone=row[0],
+            signup_ts=from_ns(row[1]),
+            consents=consents,
+            attributes=orjson.loads(row[3]),
+        )
+
+    def replace_catalog(self, records: Sequence[Mapping[str, Any]]) -> None:
+        with self._write() as tx:
+            tx.execute("DELETE FROM catalog")
+            tx.executemany(
+                "INSERT INTO catalog (position, message_id, record) VALUES (?, ?, ?)",
+                [(i, str(r["message_id"]), _dumps(dict(r))) for i, r in enumerate(records)],
+            )
+            self._ensure_message_codes(tx, [str(r["message_id"]) for r in records])
+
+    def catalog(self) -> list[dict[str, Any]]:
+        rows = self._conn.execute("SELECT record FROM catalog ORDER BY position").fetchall()
+        return [orjson.loads(r[0]) for r in rows]
+
+    # -- message dictionary ----------------------------------------------------------------------
+
+    def _load_message_codes(self) -> None:
+        rows = self._conn.execute("SELECT message_id, code FROM messages").fetchall()
+        self._set_message_codes(dict(rows))
+
+    def _set_message_codes(self, codes: dict[str, int]) -> None:
+        self._message_codes = codes
+        self._message_tuple = tuple(sorted(codes, key=codes.__getitem__))
+
+    def _ensure_message_codes(self, conn: sqlite3.Connection, message_ids: Iterable[str]) -> None:
+        """Give every new message id the next code, inside the caller's write transaction (so
+        two processes never hand out the same code)."""
+        missing = [m for m in dict.fromkeys(message_ids) if m not in self._message_codes]
+        if not missing:
+            return
+        known = dict(conn.execute("SELECT message_id, code FROM messages").fetchall())
+        next_code = max(known.values(), default=-1) + 1
+        new = [m for m in missing if m not in known]
+        if next_code + len(new) > MAX_MESSAGE_CODES:
+            raise StoreError(
+                f"the store's message dictionary is full ({MAX_MESSAGE_CODES} distinct "
+                "message_id values): events cannot name more distinct messages"
+            )
+        for offset, message_id in enumerate(new):
+            known[message_id] = next_code + offset
+        conn.executemany(
+            "INSERT INTO messages (code, message_id) VALUES (?, ?)",
+            [(known[m], m) for m in new],
+        )
+        self._set_message_codes(known)
+
+    def message_ids(self) -> tuple[str, ...]:
+        rows = self._conn.execute("SELECT message_id FROM messages ORDER BY code").fetchall()
+        return tuple(r[0] for r in rows)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def append_events(self, events: Sequence[EventRecord]) -> AppendResult:
+        if not events:
+            return AppendResult(accepted=0, duplicates=0)
+        with self._write() as tx:
+            self._ensure_message_codes(tx, (e.message_id for e in events if e.message_id))
+            codes = self._message_codes
+            rows = [
+                (
+                    e.customer_id,
+                    to_ns(e.ts),
+                    e.event_id,
+                    _EVENT_CODE[e.event_type],
+                    -1 if e.channel is None else _CHANNEL_CODE[e.channel],
+                    -1 if e.message_id is None else codes[e.message_id],
+                    float(e.value),
+                    e.decision_id,
+                    None if e.properties is None else _dumps(dict(e.properties)),
+                )
+                for e in events
+            ]
+            before = tx.total_changes
+            tx.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            accepted = tx.total_changes - before
+        return AppendResult(accepted=accepted, duplicates=len(rows) - accepted)
+
+    def customer_events(self, customer_id: str) -> EventArrays:
+        cursor = self._conn.execute(
+            "SELECT ts_ns, event_type, channel, message, value FROM events "
+            "WHERE customer_id = ? ORDER BY ts_ns",
+            (customer_id,),
+        )
+        rows = np.fromiter(cursor, dtype=_EVENT_ROW)
+        if rows.size and int(rows["message"].max()) >= len(self._message_tuple):
+            # Another process added messages since this one last looked.
+            self._load_message_codes()
+        message_ids = self._message_tuple
+        return EventArrays(
+            ts_ns=rows["ts_ns"].copy(),
+            event_type=rows["event_type"].copy(),
+            channel=rows["channel"].copy(),
+            message=rows["message"].copy(),
+            value=rows["value"].copy(),
+            message_ids=message_ids,
+        )
+
+    # -- decisions and outcomes --------------------------------------------------------------------
+
+    def log_decisions(self, entries: Sequence[DecisionLogEntry]) -> None:
+        rows = [
+            (
+                d.decision_id,
+                d.customer_id,
+                to_ns(d.ts),
+                d.message_id,
+                None if d.channel is None else str(d.channel),
+                None if d.send_at is None else to_ns(d.send_at),
+                float(d.propensity),
+                d.policy,
+                d.campaign,
+                _dumps(dict(d.record)),
+            )
+            for d in entries
+        ]
+        with self._write(sync="NORMAL") as tx:
+            tx.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def get_decision(self, decision_id: str) -> DecisionLogEntry | None:
+        row = self._conn.execute(
+            "SELECT customer_id, ts_ns, message_id, channel, send_at_ns, propensity, policy, "
+            "campaign, record FROM decisions WHERE decision_id = ?",
+            (decision_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return DecisionLogEntry(
+            decision_id=decision_id,
+            customer_id=row[0],
+            ts=from_ns(row[1]),
+            message_id=row[2],
+            channel=None if row[3] is None else Channel(row[3]),
+            send_at=None if row[4] is None else from_ns(row[4]),
+            propensity=row[5],
+            policy=row[6],
+            campaign=row[7],
+            record=orjson.loads(row[8]),
+        )
+
+    def record_outcome(self, outcome: OutcomeRecord) -> bool:
+        received = to_ns(datetime.now(UTC))
+        with self._write() as tx:
+            known = tx.execute(
+                "SELECT 1 FROM decisions WHERE decision_id = ?", (outcome.decision_id,)
+            ).fetchone()
+            if known is None:
+                raise UnknownDecisionError(outcome.decision_id)
+            cursor = tx.execute(
+                "INSERT OR IGNORE INTO outcomes VALUES (?, ?, ?, ?, ?)",
+                (
+                    outcome.decision_id,
+                    str(outcome.outcome),
+                    to_ns(outcome.ts),
+                    float(outcome.revenue),
+                    received,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def outcomes(self, decision_id: str) -> list[OutcomeRecord]:
+        rows = self._conn.execute(
+            "SELECT outcome, ts_ns, revenue FROM outcomes WHERE decision_id = ? ORDER BY ts_ns",
+            (decision_id,),
+        ).fetchall()
+        return [
+            OutcomeRecord(decision_id, OutcomeType(r[0]), from_ns(r[1]), float(r[2])) for r in rows
+        ]
+
+    # -- privacy ---------------------------------------------------------------------------------
+
+    def delete_customer(self, customer_id: str) -> DeletionReport:
+        conn = self._conn
+        # Overwrite freed pages so the data does not linger in the file (privacy request).
+        conn.execute("PRAGMA secure_delete = ON")
+        try:
+            with self._write() as tx:
+                outcomes = tx.execute(
+                    "DELETE FROM outcomes WHERE decision_id IN "
+                    "(SELECT decision_id FROM decisions WHERE customer_id = ?)",
+                    (customer_id,),
+                ).rowcount
+                decisions = tx.execute(
+                    "DELETE FROM decisions WHERE customer_id = ?", (customer_id,)
+                ).rowcount
+                events = tx.execute(
+                    "DELETE FROM events WHERE customer_id = ?", (customer_id,)
+                ).rowcount
+                customers = tx.execute(
+                    "DELETE FROM customers WHERE customer_id = ?", (customer_id,)
+                ).rowcount
+        finally:
+            conn.execute("PRAGMA secure_delete = OFF")
+        # Fold the WAL (which still holds the old pages) back into the file; best effort, as
+        # readers in other processes may keep it from completing now.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return DeletionReport(
+            customers=customers, events=events, decisions=decisions, outcomes=outcomes
+        )
