@@ -1,0 +1,169 @@
+"""LightGBM underneath every nextbest model: one calibrated binary booster, trained and scored on
+numpy arrays.
+
+Training holds out the *latest* slice of its rows (by as-of time, never at random): the trees are
+grown on the earlier rows, early stopping watches the later slice, and the calibrator is fit on
+it, so calibration corrects the drift a model meets when it scores the future.
+
+Scoring one customer must take microseconds: ``Booster.predict`` on a contiguous float64 array,
+one thread for small batches (thread start-up costs more than it saves there).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+
+from models.calibration import EPS, CalibrationMethod, ProbabilityCalibrator
+
+logger = logging.getLogger(__name__)
+
+#: Batches up to this many rows are scored on one thread (request path); larger ones in parallel.
+SMALL_BATCH_ROWS = 2048
+
+
+def booster_params(
+    *,
+    num_leaves: int,
+    learning_rate: float,
+    min_child_samples: int,
+    subsample: float,
+    colsample_bytree: float,
+    reg_lambda: float,
+    n_jobs: int,
+    random_state: int,
+) -> dict[str, Any]:
+    """LightGBM parameters of a deterministic binary model."""
+    return {
+        "objective": "binary",
+        "num_leaves": num_leaves,
+        "learning_rate": learning_rate,
+        "min_data_in_leaf": min_child_samples,
+        "bagging_fraction": subsample,
+        "bagging_freq": 1 if subsample < 1.0 else 0,
+        "feature_fraction": colsample_bytree,
+        "lambda_l2": reg_lambda,
+        "num_threads": n_jobs,
+        "seed": random_state,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbosity": -1,
+    }
+
+
+def latest_slice(ts_ns: np.ndarray | None, n_rows: int, fraction: float) -> np.ndarray:
+    """Boolean mask of the latest ``fraction`` of rows by as-of time (row order if no times).
+
+    Rows tied with the cut-off time all go to the later slice, so every earlier row is strictly
+    earlier than every later one.
+    """
+    mask = np.zeros(n_rows, dtype=bool)
+    if fraction <= 0.0 or n_rows < 2:
+        return mask
+    if ts_ns is None:
+        mask[int(round(n_rows * (1.0 - fraction))):] = True
+        return mask
+    cutoff = np.quantile(ts_ns, 1.0 - fraction, method="higher")
+    mask = ts_ns >= cutoff
+    if mask.all():  # every row at one time: no earlier slice to learn from
+        return np.zeros(n_rows, dtype=bool)
+    return np.asarray(mask, dtype=bool)
+
+
+@dataclass
+class CalibratedBooster:
+    """A binary LightGBM booster and the calibrator of its probabilities.
+
+    ``booster`` is ``None`` when the training labels had one class only; ``prior`` is then the
+    answer for every row.
+    """
+
+    booster: lgb.Booster | None
+    calibrator: ProbabilityCalibrator
+    prior: float
+    n_jobs: int = 1
+    best_iteration: int = 0
+    history: dict[str, float] = field(default_factory=dict)
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        if self.booster is None:
+            return np.full(X.shape[0], self.prior, dtype=np.float64)
+        threads = 1 if X.shape[0] <= SMALL_BATCH_ROWS else self.n_jobs
+        return np.asarray(self.booster.predict(X, num_threads=threads), dtype=np.float64)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.calibrator.transform(self.raw(X))
+
+    def feature_importance(self, n_features: int) -> np.ndarray:
+        if self.booster is None:
+            return np.zeros(n_features, dtype=np.float64)
+        gain = self.booster.feature_importance(importance_type="gain")
+        return np.asarray(gain, dtype=np.float64)
+
+
+def fit_calibrated_booster(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    holdout: np.ndarray,
+    params: dict[str, Any],
+    n_estimators: int,
+    early_stopping_rounds: int | None,
+    calibration: CalibrationMethod,
+    categorical: Sequence[int] = (),
+    sample_weight: np.ndarray | None = None,
+    feature_names: Sequence[str] | None = None,
+) -> CalibratedBooster:
+    """Grow trees on ``~holdout`` rows, stop early and calibrate on ``holdout`` rows.
+
+    With an empty holdout the trees use every row and stay uncalibrated.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    weight = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    prior = float(np.clip(np.average(y, weights=weight), EPS, 1.0 - EPS)) if y.size else 0.5
+    calibrator = ProbabilityCalibrator("none")
+    if y.size == 0 or np.unique(y).size < 2:
+        logger.warning("labels have a single class (rate %.3f): a constant model is fit", prior)
+        return CalibratedBooster(None, calibrator, prior, n_jobs=int(params["num_threads"]))
+    train = ~holdout
+    if np.unique(y[train]).size < 2:  # the earlier slice alone cannot learn: use everything
+        train, holdout = np.ones_like(holdout), np.zeros_like(holdout)
+    names: list[str] | Literal["auto"] = (
+        list(feature_names) if feature_names is not None else "auto"
+    )
+    train_set = lgb.Dataset(
+        X[train], y[train], weight=weight[train], feature_name=names,
+        categorical_feature=list(categorical), free_raw_data=True,
+    )
+    valid_sets: list[lgb.Dataset] = []
+    callbacks: list[Any] = []
+    has_holdout = bool(holdout.any())
+    if has_holdout:
+        valid_sets.append(
+            lgb.Dataset(X[holdout], y[holdout], weight=weight[holdout], reference=train_set)
+        )
+        if early_stopping_rounds:
+            callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
+    booster = lgb.train(
+        params, train_set, num_boost_round=n_estimators, valid_sets=valid_sets,
+        callbacks=callbacks,
+    )
+    best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
+    # Keep only the trees that are used: smaller artefact, faster scoring.
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    fitted = CalibratedBooster(booster, calibrator, prior, int(params["num_threads"]), best)
+    if has_holdout and calibration != "none":
+        if np.unique(y[holdout]).size < 2:
+            logger.warning("the calibration slice has a single class: probabilities left raw")
+        else:
+            fitted.calibrator = ProbabilityCalibrator(calibration).fit(
+                fitted.raw(X[holdout]), y[holdout], weight[holdout]
+            )
+    logger.debug("booster: %d trees (of %d), %d training rows, %d calibration rows",
+                 best, n_estimators, int(train.sum()), int(holdout.sum()))
+    return fitted
