@@ -85,8 +85,25 @@ def set_alias(client: MlflowClient, task: str, alias: str, version: str | int) -
     logger.info("%s@%s -> version %s", model_name(task), alias, version)
 
 
+def _estimator_path(model_dir_uri: str, tracking_uri: str | None, tmp: str) -> str:
+    """Where the pyfunc's ``estimator`` artifact sits inside the model folder, read from its
+    ``MLmodel`` (MLflow keeps the logged file's own name); the conventional path otherwise."""
+    import mlflow
+    import yaml
+
+    try:
+        mlmodel = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{model_dir_uri}/MLmodel", dst_path=tmp, tracking_uri=tracking_uri
+        )
+        spec = yaml.safe_load(Path(mlmodel).read_text())
+        path = spec["flavors"]["python_function"]["artifacts"][ESTIMATOR_KEY]["path"]
+    except Exception:  # no MLmodel, another flavour, no artifacts section: use the convention
+        return ESTIMATOR_PATH
+    return str(path)
+
+
 def load_estimator(task: str, version: str | int, *, tracking_uri: str | None = None) -> Any:
-    """Download only ``artifacts/estimator.joblib`` of a registered version and unpickle it.
+    """Download only the ``estimator`` artifact of a registered version and unpickle it.
 
     Raises ``ModelLoadError`` naming the model, version and what is wrong.
     """
@@ -101,23 +118,24 @@ def load_estimator(task: str, version: str | int, *, tracking_uri: str | None = 
     except MlflowException as exc:
         raise ModelLoadError(f"{name} version {version}: not in the registry ({exc})") from exc
     with tempfile.TemporaryDirectory(prefix="nextbest-model-") as tmp:
+        relative = _estimator_path(model_uri, tracking_uri, tmp)
         try:
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{model_uri}/{ESTIMATOR_PATH}",
+                artifact_uri=f"{model_uri}/{relative}",
                 dst_path=tmp,
                 tracking_uri=tracking_uri,
             )
         except (MlflowException, OSError) as exc:
             raise ModelLoadError(
-                f"{name} version {version}: no {ESTIMATOR_PATH} in the registered model at "
+                f"{name} version {version}: no {relative} in the registered model at "
                 f"{model_uri} (expected a pyfunc model logged with "
-                f"artifacts={{'{ESTIMATOR_KEY}': '.../{ESTIMATOR_FILE}'}}): {exc}"
+                f"artifacts={{'{ESTIMATOR_KEY}': '.../{ESTIMATOR_FILE}'}})"
             ) from exc
         try:
             estimator = joblib.load(Path(local))
         except Exception as exc:  # unpickling can raise anything the pickled classes raise
             raise ModelLoadError(
-                f"{name} version {version}: {ESTIMATOR_PATH} cannot be loaded "
+                f"{name} version {version}: {relative} cannot be loaded "
                 f"({type(exc).__name__}: {exc})"
             ) from exc
     logger.info("loaded %s version %s (%s)", name, version, type(estimator).__name__)

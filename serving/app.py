@@ -46,7 +46,7 @@ class Overrides:
     decision_factory: DecisionFactory | None = None
 
 
-def _follower(settings: Settings, metrics: ServingMetrics) -> ModelFollower:
+def _follow_with_metrics(follower: ModelFollower, metrics: ServingMetrics) -> None:
     def on_swap(model_set: ModelSet) -> None:
         metrics.set_model_versions(model_set.versions, model_set.alias)
         # Long-lived model objects would otherwise be rescanned by every full GC pass.
@@ -55,13 +55,7 @@ def _follower(settings: Settings, metrics: ServingMetrics) -> ModelFollower:
     def on_failure(task: str | None, error: str) -> None:
         metrics.record_model_failure(task)
 
-    return registry_follower(
-        settings.resolved_tracking_uri(),
-        settings.model_alias,
-        settings.poll_interval_seconds,
-        on_swap=on_swap,
-        on_failure=on_failure,
-    )
+    follower.subscribe(on_swap, on_failure)
 
 
 def _lifespan(
@@ -78,10 +72,13 @@ def _lifespan(
         message_ids = list(catalog[Col.MESSAGE_ID]) if len(catalog) else []
         factory = overrides.decision_factory or default_decision_factory
         decide = factory(catalog, settings)
-        follower = overrides.follower or _follower(settings, metrics)
+        follower = overrides.follower or registry_follower(
+            settings.resolved_tracking_uri(),
+            settings.model_alias,
+            settings.poll_interval_seconds,
+        )
+        _follow_with_metrics(follower, metrics)
         result = follower.start()
-        if follower.current is not None:
-            metrics.set_model_versions(follower.current.versions, follower.alias)
         logger.info("models at start: %s %s", result.status, result.error or "")
         app.state.store = store
         app.state.follower = follower

@@ -143,8 +143,9 @@ class ModelFollower:
         self.tasks = tuple(tasks)
         self.alias = alias
         self.poll_interval = poll_interval
-        self._on_swap = on_swap
-        self._on_failure = on_failure
+        self._swap_listeners: list[Callable[[ModelSet], None]] = []
+        self._failure_listeners: list[Callable[[str | None, str], None]] = []
+        self.subscribe(on_swap, on_failure)
         self._current: ModelSet | None = None
         self._failed: dict[tuple[tuple[str, str], ...], str] = {}
         self._refresh_lock = threading.Lock()
@@ -152,6 +153,18 @@ class ModelFollower:
         self._thread: threading.Thread | None = None
         self.last_reload_error: str | None = None
         self.last_checked_at: datetime | None = None
+
+    def subscribe(
+        self,
+        on_swap: Callable[[ModelSet], None] | None = None,
+        on_failure: Callable[[str | None, str], None] | None = None,
+    ) -> None:
+        """Be told of every swap (with the new set) and every failure (task or ``None`` for the
+        whole set, and the error)."""
+        if on_swap is not None:
+            self._swap_listeners.append(on_swap)
+        if on_failure is not None:
+            self._failure_listeners.append(on_failure)
 
     @property
     def current(self) -> ModelSet | None:
@@ -208,8 +221,8 @@ class ModelFollower:
         self.last_reload_error = None
         self._failed.pop(key, None)
         logger.info("serving model set %s (alias %s)", versions, self.alias)
-        if self._on_swap is not None:
-            self._on_swap(candidate)
+        for listener in self._swap_listeners:
+            listener(candidate)
         return ReloadResult("loaded", versions)
 
     def _fail(
@@ -219,8 +232,8 @@ class ModelFollower:
             self._failed[key] = error
         self.last_reload_error = error
         logger.error("model reload failed (keeping the current set): %s", error)
-        if self._on_failure is not None:
-            self._on_failure(task, error)
+        for on_failure in self._failure_listeners:
+            on_failure(task, error)
         versions = None if key is None else dict(key)
         return ReloadResult("failed", versions, error)
 

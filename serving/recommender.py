@@ -92,7 +92,8 @@ class DecisionOutcome:
     """What a decision function decided (``action=None`` is ``no_action``).
 
     ``scores`` uses the keys of ``serving.schemas.recommend.Scores``; ``details`` is anything
-    JSON-serialisable the engine wants in the decision log (features, candidate counts...).
+    JSON-serialisable the engine wants in the decision log (features, candidate counts...);
+    ``decision_id`` is the engine's own id when it draws one (else the service makes a UUID).
     """
 
     action: ChosenAction | None
@@ -103,6 +104,7 @@ class DecisionOutcome:
     reasons: tuple[str, ...] = ()
     alternatives: tuple[AlternativeOutcome, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    decision_id: str | None = None
 
 
 class DecisionFunction(Protocol):
@@ -292,7 +294,7 @@ def _recommendation(
             timezone=timezone,
         )
     return Recommendation(
-        decision_id=str(uuid.uuid4()),
+        decision_id=outcome.decision_id or str(uuid.uuid4()),
         customer_id=state.customer_id,
         decided_at=context.now,
         action=action,

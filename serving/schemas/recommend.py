@@ -70,6 +70,10 @@ class Scores(ResponseModel):
     """Model scores behind the chosen action (``None`` where a model does not apply)."""
 
     conversion: float | None = Field(default=None, description="P(conversion | action).")
+    conversion_without_action: float | None = Field(
+        default=None, description="P(conversion | no_action)."
+    )
+    uplift: float | None = Field(default=None, description="conversion - conversion_without_action")
     churn_risk: float | None = Field(default=None, description="P(no activity ahead).")
     channel_preference: float | None = Field(
         default=None, description="P(engagement on the chosen channel)."

@@ -106,14 +106,17 @@ class MemoryRegistry:
 _UNSUBSCRIBE = EVENT_TYPES.index(EventType.UNSUBSCRIBE)
 
 
-def first_allowed(state: CustomerState, context: DecisionContext, models: ModelSet) -> DecisionOutcome:
+def first_allowed(
+    state: CustomerState, context: DecisionContext, models: ModelSet
+) -> DecisionOutcome:
     """A plain decision rule for tests of the serving seam: the first requested message on the
     first allowed, consented channel the customer has not unsubscribed from."""
     events = state.events
     unsubscribed = {CHANNELS[c] for c in events.channel[events.event_type == _UNSUBSCRIBE]}
     consents = state.profile.consents if state.profile else {Channel.EMAIL: True}
     channels = [
-        c for c in (context.channels or CHANNELS)
+        c
+        for c in (context.channels or CHANNELS)
         if consents.get(c, False) and c not in unsubscribed
     ]
     messages = context.message_ids or events.message_ids
@@ -121,8 +124,12 @@ def first_allowed(state: CustomerState, context: DecisionContext, models: ModelS
     churn = float(models["churn"].predict_churn(features)[0])
     if not channels or not messages:
         return DecisionOutcome(
-            action=None, expected_value=0.0, propensity=1.0, policy="test-first-allowed",
-            scores={"churn_risk": churn}, reasons=("no_eligible_channel",),
+            action=None,
+            expected_value=0.0,
+            propensity=1.0,
+            policy="test-first-allowed",
+            scores={"churn_risk": churn},
+            reasons=("no_eligible_channel",),
         )
     code = np.array([0])
     p = float(models["conversion"].predict_conversion(features, code, code, code)[0])

@@ -12,9 +12,15 @@ def test_delete_customer_erases_profile_events_decisions_and_outcomes(client):
     store = client.app.state.store
     client.post("/v1/events", json={"events": [event("extra")]}, headers=API)
     decided = client.post("/v1/recommend", json={"customer_id": "c1"}, headers=API).json()
-    client.post("/v1/feedback", headers=API, json={
-        "decision_id": decided["decision_id"], "outcome": "opened", "ts": "2030-01-01T00:00:00Z",
-    })
+    client.post(
+        "/v1/feedback",
+        headers=API,
+        json={
+            "decision_id": decided["decision_id"],
+            "outcome": "opened",
+            "ts": "2030-01-01T00:00:00Z",
+        },
+    )
     response = client.delete("/admin/customers/c1", headers=ADMIN)
     assert response.status_code == 200
     assert response.json() == {
@@ -36,8 +42,11 @@ def test_admin_endpoints_need_an_admin_key(client):
     assert wrong.status_code == 401 and wrong.json()["message"] == "invalid X-API-Key"
     api_only = client.post("/admin/reload", headers=API)
     assert api_only.status_code == 403
-    assert api_only.json() == {"error": "forbidden",
-                               "message": "this API key lacks the admin scope", "problems": []}
+    assert api_only.json() == {
+        "error": "forbidden",
+        "message": "this API key lacks the admin scope",
+        "problems": [],
+    }
 
 
 def test_v1_endpoints_need_a_key_and_admin_keys_work_there_too(client):
@@ -45,7 +54,9 @@ def test_v1_endpoints_need_a_key_and_admin_keys_work_there_too(client):
     assert missing.status_code == 401
     assert missing.json()["message"] == "missing X-API-Key header"
     assert missing.headers["www-authenticate"] == "ApiKey"
-    assert client.post("/v1/recommend", json={"customer_id": "c1"}, headers=ADMIN).status_code == 200
+    assert (
+        client.post("/v1/recommend", json={"customer_id": "c1"}, headers=ADMIN).status_code == 200
+    )
 
 
 def test_reload_swaps_in_a_moved_alias_and_keeps_the_old_set_on_failure(client, registry):

@@ -15,7 +15,9 @@ def _problems(response) -> dict[str, str]:
 
 def test_malformed_json_names_the_position(client):
     response = client.post(
-        "/v1/recommend", content=b'{"customer_id": ', headers=API | {"content-type": "application/json"}
+        "/v1/recommend",
+        content=b'{"customer_id": ',
+        headers=API | {"content-type": "application/json"},
     )
     assert response.status_code == 422
     assert response.json()["error"] == "invalid_request"
@@ -39,7 +41,9 @@ def test_missing_body_and_wrong_types_are_named(client):
     )
     assert _problems(response) == {"context.top_k": "Input should be less than or equal to 20"}
     response = client.post(
-        "/v1/recommend", headers=API, json={"customer_id": "c1", "context": {"now": "2999-01-01T00:00:00Z"}}
+        "/v1/recommend",
+        headers=API,
+        json={"customer_id": "c1", "context": {"now": "2999-01-01T00:00:00Z"}},
     )
     assert "between 1970-01-01 and 2200-01-01" in _problems(response)["context.now"]
 
@@ -47,19 +51,30 @@ def test_missing_body_and_wrong_types_are_named(client):
 def test_oversized_bodies_get_413_before_parsing(settings, follower, tmp_path):
     small = settings.model_copy(update={"max_request_bytes": 2_000})
     with TestClient(create_app(small, follower=follower, decision_factory=decision_factory)) as c:
-        events = [{"event_id": f"e{i}", "customer_id": "c1", "ts": "2024-05-01T00:00:00Z",
-                   "event_type": "page_view"} for i in range(100)]
+        events = [
+            {
+                "event_id": f"e{i}",
+                "customer_id": "c1",
+                "ts": "2024-05-01T00:00:00Z",
+                "event_type": "page_view",
+            }
+            for i in range(100)
+        ]
         response = c.post("/v1/events", json={"events": events}, headers=API)
         assert response.status_code == 413
-        assert response.json() == {"error": "payload_too_large",
-                                   "message": "request body larger than 2000 bytes",
-                                   "problems": []}
+        assert response.json() == {
+            "error": "payload_too_large",
+            "message": "request body larger than 2000 bytes",
+            "problems": [],
+        }
 
         def chunks():  # no Content-Length: the limit applies while reading
             for _ in range(10):
                 yield b" " * 500
 
-        chunked = c.post("/v1/events", content=chunks(), headers=API | {"content-type": "application/json"})
+        chunked = c.post(
+            "/v1/events", content=chunks(), headers=API | {"content-type": "application/json"}
+        )
         assert chunked.status_code == 413
         assert chunked.json()["error"] == "payload_too_large"
 
@@ -71,8 +86,17 @@ def test_batch_limit_from_settings_is_a_422_naming_the_field(settings, follower)
         response = c.post("/v1/recommend/batch", json=body, headers=API)
         assert response.status_code == 422
         assert _problems(response) == {"requests": "at most 2 requests per batch"}
-        events = {"events": [{"event_id": f"e{i}", "customer_id": "c1", "ts": "2024-05-01T00:00:00Z",
-                              "event_type": "page_view"} for i in range(2)]}
+        events = {
+            "events": [
+                {
+                    "event_id": f"e{i}",
+                    "customer_id": "c1",
+                    "ts": "2024-05-01T00:00:00Z",
+                    "event_type": "page_view",
+                }
+                for i in range(2)
+            ]
+        }
         assert _problems(c.post("/v1/events", json=events, headers=API)) == {
             "events": "at most 1 events per call"
         }
@@ -89,6 +113,7 @@ def test_a_bug_in_the_engine_is_a_generic_500_without_internals(settings, follow
     def broken_factory(catalog, settings):
         def decide(state, context, models):
             raise ZeroDivisionError("secret internal detail")
+
         return decide
 
     app = create_app(settings, follower=follower, decision_factory=broken_factory)

@@ -11,19 +11,22 @@ from tests.serving.conftest import API, decision_factory, event
 def test_events_are_acknowledged_with_accepted_and_duplicate_counts(client):
     batch = {"events": [event("x1"), event("x2"), event("x1")]}
     assert client.post("/v1/events", json=batch, headers=API).json() == {
-        "accepted": 2, "duplicates": 1,
+        "accepted": 2,
+        "duplicates": 1,
     }
     assert client.post("/v1/events", json=batch, headers=API).json() == {
-        "accepted": 0, "duplicates": 3,
+        "accepted": 0,
+        "duplicates": 3,
     }
 
 
 def test_acknowledged_events_survive_a_restart(settings, follower):
     first = create_app(settings, follower=follower, decision_factory=decision_factory)
     with TestClient(first) as c:
-        assert c.post("/v1/events", json={"events": [event("kept")]}, headers=API).json()[
-            "accepted"
-        ] == 1
+        assert (
+            c.post("/v1/events", json={"events": [event("kept")]}, headers=API).json()["accepted"]
+            == 1
+        )
     second = create_app(settings, follower=follower, decision_factory=decision_factory)
     with TestClient(second) as c:
         again = c.post("/v1/events", json={"events": [event("kept")]}, headers=API).json()

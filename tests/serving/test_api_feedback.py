@@ -12,12 +12,15 @@ def _decide(client) -> str:
 
 def test_feedback_is_joined_to_the_logged_decision(client):
     decision_id = _decide(client)
-    converted = {"decision_id": decision_id, "outcome": "converted", "ts": "2024-05-02T08:00:00Z",
-                 "revenue": 49.9}
+    converted = {
+        "decision_id": decision_id,
+        "outcome": "converted",
+        "ts": "2024-05-02T08:00:00Z",
+        "revenue": 49.9,
+    }
     response = client.post("/v1/feedback", json=converted, headers=API)
     assert response.status_code == 200
-    assert response.json() == {"decision_id": decision_id, "outcome": "converted",
-                               "recorded": True}
+    assert response.json() == {"decision_id": decision_id, "outcome": "converted", "recorded": True}
     assert client.post("/v1/feedback", json=converted, headers=API).json()["recorded"] is False
     stored = client.app.state.store.outcomes(decision_id)
     assert [(o.outcome.value, o.revenue) for o in stored] == [("converted", 49.9)]
@@ -35,8 +38,12 @@ def test_feedback_for_an_unknown_decision_is_404_with_a_clear_message(client):
 
 def test_revenue_belongs_to_conversions_only(client):
     decision_id = _decide(client)
-    body = {"decision_id": decision_id, "outcome": "opened", "ts": "2024-05-02T08:00:00Z",
-            "revenue": 3}
+    body = {
+        "decision_id": decision_id,
+        "outcome": "opened",
+        "ts": "2024-05-02T08:00:00Z",
+        "revenue": 3,
+    }
     response = client.post("/v1/feedback", json=body, headers=API)
     assert response.status_code == 422
     assert "only reported with outcome 'converted'" in response.json()["problems"][0]["problem"]

@@ -44,8 +44,14 @@ def store(tmp_path: Path):
 
 def _decision(decision_id: str, customer: str = "c1") -> DecisionLogEntry:
     return DecisionLogEntry(
-        decision_id=decision_id, customer_id=customer, ts=T0, message_id="m1",
-        channel=Channel.EMAIL, send_at=T0 + timedelta(hours=2), propensity=0.9, policy="p",
+        decision_id=decision_id,
+        customer_id=customer,
+        ts=T0,
+        message_id="m1",
+        channel=Channel.EMAIL,
+        send_at=T0 + timedelta(hours=2),
+        propensity=0.9,
+        policy="p",
         record={"why": ["best"]},
     )
 
@@ -77,20 +83,34 @@ def test_customer_events_come_back_as_sorted_coded_arrays(store):
     store.append_events(
         [
             _event("late", minutes=30, event_type=EventType.PURCHASE, value=12.5),
-            _event("early", minutes=-30, event_type=EventType.MESSAGE_OPEN,
-                   channel=Channel.EMAIL, message_id="m2"),
+            _event(
+                "early",
+                minutes=-30,
+                event_type=EventType.MESSAGE_OPEN,
+                channel=Channel.EMAIL,
+                message_id="m2",
+            ),
             _event("other-customer", customer="c2"),
-            _event("outside-catalog", minutes=1, event_type=EventType.MESSAGE_DELIVERED,
-                   channel=Channel.SMS, message_id="partner-campaign"),
+            _event(
+                "outside-catalog",
+                minutes=1,
+                event_type=EventType.MESSAGE_DELIVERED,
+                channel=Channel.SMS,
+                message_id="partner-campaign",
+            ),
         ]
     )
     arrays = store.customer_events("c1")
     assert arrays.ts_ns.dtype == np.int64 and np.all(np.diff(arrays.ts_ns) > 0)
     assert [EVENT_TYPES[c] for c in arrays.event_type] == [
-        EventType.MESSAGE_OPEN, EventType.MESSAGE_DELIVERED, EventType.PURCHASE
+        EventType.MESSAGE_OPEN,
+        EventType.MESSAGE_DELIVERED,
+        EventType.PURCHASE,
     ]
     assert [arrays.message_ids[c] if c >= 0 else None for c in arrays.message] == [
-        "m2", "partner-campaign", None
+        "m2",
+        "partner-campaign",
+        None,
     ]
     assert arrays.value.tolist() == [0.0, 0.0, 12.5]
     assert arrays.ts_ns[0] == int((T0 - timedelta(minutes=30)).timestamp()) * 10**9
@@ -98,8 +118,13 @@ def test_customer_events_come_back_as_sorted_coded_arrays(store):
 
 
 def test_profiles_round_trip_and_unknown_customer_is_none(store):
-    profile = CustomerProfile("c1", "Asia/Tokyo", T0, {Channel.EMAIL: True, Channel.SMS: False},
-                              {"segment": "gold", "ltv": 120.5})
+    profile = CustomerProfile(
+        "c1",
+        "Asia/Tokyo",
+        T0,
+        {Channel.EMAIL: True, Channel.SMS: False},
+        {"segment": "gold", "ltv": 120.5},
+    )
     store.upsert_customers([profile])
     assert store.get_customer("c1") == profile
     assert store.get_customer("c2") is None
@@ -125,8 +150,11 @@ def test_deleting_a_customer_removes_it_from_every_table(store, tmp_path):
     report = store.delete_customer("c1")
     assert (report.customers, report.events, report.decisions, report.outcomes) == (1, 1, 1, 1)
     with sqlite3.connect(store.path) as raw:
-        for table, column in (("customers", "customer_id"), ("events", "customer_id"),
-                              ("decisions", "customer_id")):
+        for table, column in (
+            ("customers", "customer_id"),
+            ("events", "customer_id"),
+            ("decisions", "customer_id"),
+        ):
             rows = raw.execute(f"SELECT {column} FROM {table}").fetchall()
             assert rows == [("c2",)], table
         assert raw.execute("SELECT decision_id FROM outcomes").fetchall() == [("c2-d",)]
@@ -166,9 +194,16 @@ def _process_writer(path: str, worker: int) -> tuple[int, int]:
     accepted = duplicates = 0
     for i in range(25):
         result = store.append_events(
-            [_event(f"p{worker}-{i}", minutes=i, event_type=EventType.MESSAGE_DELIVERED,
-                    channel=Channel.EMAIL, message_id=f"msg-{i % 7}"),
-             _event(f"shared-{i}")]
+            [
+                _event(
+                    f"p{worker}-{i}",
+                    minutes=i,
+                    event_type=EventType.MESSAGE_DELIVERED,
+                    channel=Channel.EMAIL,
+                    message_id=f"msg-{i % 7}",
+                ),
+                _event(f"shared-{i}"),
+            ]
         )
         accepted, duplicates = accepted + result.accepted, duplicates + result.duplicates
     store.close()
