@@ -1,5 +1,5 @@
-"""Loaders: valid files load; each kind of bad input is rejected with file, row, column, expectation;
-writing is atomic."""
+"""Loaders: valid files load; each kind of bad input is rejected with file, row, column and
+expectation; writing is atomic."""
 
 from __future__ import annotations
 
