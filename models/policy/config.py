@@ -210,8 +210,12 @@ class ArbitrationConfig(_Strict):
 def _format_errors(source: str, exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        parts = [str(part) for part in error["loc"]]
         message = error["msg"]
+        if "[key]" in parts:  # pydantic marks a bad mapping key this way
+            parts.remove("[key]")
+            message = f"not an allowed key: {message}"
+        key = ".".join(parts) or "(top level)"
         if error["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see docs/decision-policy.md)"
         lines.append(f"  - {key}: {message}")

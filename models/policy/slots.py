@@ -5,11 +5,12 @@ horizon. Two rows are computed: row 0 ignores quiet hours (channels they do not 
 applies them. The quiet-hours rule (docs/decision-policy.md):
 
 - ``shift``: a slot inside quiet hours moves to the end of the quiet period, the first allowed
-  minute in local time (e.g. 23:00 -> 08:00 the next morning). Slots that land on the same
-  instant are merged: one is kept (preferably one that was never shifted), the others are
-  reported as excluded with ``quiet_hours_shifted``; a chosen send time that was moved carries
-  the reason ``quiet_hours_shifted``. A shifted slot may lie past the horizon by at most the
-  length of the quiet period.
+  minute in local time (e.g. 23:00 -> 08:00 the next morning), and is scored for the hour it is
+  actually sent at. Slots that land on the same instant are merged: one is kept (preferably one
+  that was never shifted), the others are reported as excluded with ``quiet_hours_shifted``. A
+  chosen send time into which quiet-hour slots were moved carries the reason
+  ``quiet_hours_shifted``. A shifted slot may lie past the horizon by at most the length of the
+  quiet period.
 - ``drop``: slots inside quiet hours are excluded with ``quiet_hours``.
 
 Local times come from ``zoneinfo``. Within a horizon the UTC offset rarely changes, so the fast
@@ -143,12 +144,17 @@ def _grid(tz: ZoneInfo, utc_seconds: np.ndarray, quiet: QuietKey | None) -> Slot
                 target_utc = np.array([_wall_to_utc(tz, int(t)) for t in target_local], np.int64)
             q_send_ns[inside] = target_utc * NS
             q_how[inside], q_hour[inside] = _calendar(target_utc + _offsets(tz, target_utc))
-            # merge slots that now share an instant: keep an unshifted one, else the earliest
+            # merge slots that now share an instant: keep an unshifted one, else the earliest;
+            # the kept slot is flagged shifted when quiet-hour slots were merged into it
             order = np.lexsort((np.arange(n), shifted, q_send_ns))
             repeats = np.zeros(n, dtype=bool)
             repeats[1:] = q_send_ns[order][1:] == q_send_ns[order][:-1]
             blocked = np.zeros(n, dtype=bool)
             blocked[order] = repeats
+            group = np.cumsum(~repeats) - 1
+            group_shifted = np.bincount(group, weights=shifted[order]) > 0
+            shifted = shifted.copy()
+            shifted[order] = group_shifted[group]
     grid = SlotGrid(
         np.stack([send_ns, q_send_ns]),
         np.stack([how, q_how]),
@@ -196,7 +202,7 @@ def _with_immediate(
     local = now_ns // NS + offset_now
     how = ((local // SECONDS_PER_DAY + _EPOCH_WEEKDAY) % 7) * 24 + local % SECONDS_PER_DAY // 3600
     q_ns, q_how, shifted, blocked = now_ns, how, False, False
-    blocked_hourly = hourly.blocked[1]
+    blocked_hourly, shifted_hourly = hourly.blocked[1], hourly.shifted[1]
     if quiet is not None:
         start, end, rule = quiet
         second_of_day = local % SECONDS_PER_DAY
@@ -218,8 +224,12 @@ def _with_immediate(
             )
             same = np.flatnonzero(hourly.send_ns[1] == q_ns)
             if same.shape[0]:
-                if (~hourly.shifted[1, same]).any():
-                    blocked = True  # an hourly slot sends at that time anyway
+                kept = same[~blocked_hourly[same]]
+                if kept.shape[0] and not hourly.shifted[1, kept[0]]:
+                    # an hourly slot sends at that time anyway: merge "now" into it
+                    blocked = True
+                    shifted_hourly = shifted_hourly.copy()
+                    shifted_hourly[kept] = True
                 else:
                     blocked_hourly = blocked_hourly.copy()  # "now" is the earliest original
                     blocked_hourly[same] = True
@@ -235,6 +245,6 @@ def _with_immediate(
         column(now_ns, q_ns, hourly.send_ns),
         column(how, q_how, hourly.hour_of_week),
         column(how % 24, q_how % 24, hourly.local_hour),
-        column(False, shifted, hourly.shifted),
+        column(False, shifted, np.stack([hourly.shifted[0], shifted_hourly])),
         column(False, blocked, blocked_rows),
     )
