@@ -48,5 +48,42 @@ def validate(
     )
 
 
+@app.command()
+def lift(
+    decisions: Annotated[
+        Path,
+        typer.Option("--decisions", help="Decision log: JSON lines of decision records "
+                     "(.jsonl), or CSV/Parquet with customer_id, ts, assignment[, campaign]."),
+    ],
+    events: Annotated[
+        Path, typer.Option("--events", help="Events table (CSV/Parquet) in the journey contract.")
+    ],
+    attribution_hours: Annotated[
+        float, typer.Option("--attribution-hours", help="Outcome window after the last decision.")
+    ] = 168.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON records on stdout.")
+    ] = False,
+) -> None:
+    """Lift of the policy over its control groups: conversion rate and revenue per customer."""
+    from rich.console import Console
+
+    from features.contract import Table
+    from features.io import DataValidationError, load_table
+    from models.policy.lift import lift_report, lift_table, read_decision_log
+
+    try:
+        report = lift_report(
+            read_decision_log(decisions), load_table(events, Table.EVENTS), attribution_hours
+        )
+    except DataValidationError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+    if as_json:
+        typer.echo(report.to_json(orient="records"))
+    else:
+        Console().print(lift_table(report))
+
+
 if __name__ == "__main__":
     app()
