@@ -49,6 +49,72 @@ def validate(
 
 
 @app.command()
+def train(
+    task: Annotated[
+        str, typer.Argument(help="all (the config's tasks), conversion, churn, channel, sendtime.")
+    ] = "all",
+    data: Annotated[Path, typer.Option("--data", help="Folder with the four tables.")] = Path(
+        "data/sim"
+    ),
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="YAML file, or a packaged name: default, fast, hillstrom."),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or "
+                     "sqlite:///mlflow.db)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
+    ] = False,
+) -> None:
+    """Train, evaluate against baselines, register in MLflow and run the promotion gate."""
+    from rich.console import Console
+
+    from training.runner import CommandError, print_summary, run_train, summary_json
+
+    try:
+        summary = run_train(task, data, config, tracking_uri, progress=True)
+    except CommandError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+    if as_json:
+        typer.echo(summary_json(summary))
+    else:
+        print_summary(summary, Console())
+
+
+@app.command()
+def promote(
+    task: Annotated[str, typer.Argument(help="conversion, churn, channel or sendtime.")],
+    version: Annotated[
+        str | None, typer.Option("--version", help="Version to promote (default: challenger).")
+    ] = None,
+    alias: Annotated[str, typer.Option("--alias", help="Alias to move.")] = "champion",
+    registry_prefix: Annotated[
+        str, typer.Option("--registry-prefix", help="Registered models are <prefix>-<task>.")
+    ] = "nextbest",
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="MLflow store (as for train).")
+    ] = None,
+) -> None:
+    """Move a registry alias by hand (logged on the version and as an audit run)."""
+    from training.runner import CommandError, run_promote
+
+    try:
+        record = run_promote(task, version, alias, registry_prefix, tracking_uri)
+    except CommandError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+    previous = record["previous_version"]
+    typer.echo(
+        f"{record['model_name']}@{record['alias']}: "
+        f"{'v' + str(previous) if previous else 'none'} -> v{record['version']}"
+    )
+
+
+@app.command()
 def lift(
     decisions: Annotated[
         Path,

@@ -1,0 +1,1 @@
+"""Packaged training configurations (``nextbest train --config default|fast|hillstrom``)."""
