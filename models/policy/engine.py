@@ -308,7 +308,7 @@ class DecisionEngine:
                 f"now: expected a timezone-aware datetime (UTC), got {now!r}"
             )
         zone(request.timezone)
-        if not isinstance(request.stage, Stage):
+        if request.stage not in STAGE_INDEX:
             raise DecisionInputError(
                 f"stage: expected one of {', '.join(Stage)}, got {request.stage!r}"
             )
@@ -339,8 +339,8 @@ class DecisionEngine:
         unknown = [m for m in message_ids if m not in index]
         if unknown:
             raise DecisionInputError(
-                f"candidate_message_ids: unknown message_id {unknown[0]!r} "
-                f"(the catalog has {', '.join(self.catalog_.message_ids)})"
+                f"candidate_message_ids: expected message ids of the catalog "
+                f"({', '.join(self.catalog_.message_ids)}), got unknown {unknown[0]!r}"
             )
         requested = np.zeros(self.catalog_.n_messages, dtype=bool)
         requested[[index[m] for m in message_ids]] = True

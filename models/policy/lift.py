@@ -21,6 +21,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
+from rich.table import Table
 
 from features.contract import DEFAULT_ATTRIBUTION_HOURS, Col, EventType
 from features.io import DataValidationError, Problem, read_raw
@@ -155,3 +156,20 @@ def lift_report(
     logger.info("lift report: %d comparisons over %d customers", len(report) // 2,
                 log[Col.CUSTOMER_ID].nunique())
     return report
+
+
+def lift_table(report: pd.DataFrame) -> Table:
+    """The report as a rich table for the terminal."""
+    table = Table(title="Policy lift: treated vs control (intention to treat, per customer)")
+    for column in ("comparison", "metric", "treated", "control", "difference", "95% CI",
+                   "relative", "n treated / control"):
+        table.add_column(column, justify="left" if column in {"comparison", "metric"} else "right")
+    for row in report.itertuples(index=False):
+        money = row.metric == REVENUE_PER_CUSTOMER
+        value = "{:.3f}".format if money else "{:.2%}".format
+        table.add_row(
+            str(row.comparison), str(row.metric), value(row.treated), value(row.control),
+            value(row.difference), f"[{value(row.ci_low)}, {value(row.ci_high)}]",
+            f"{row.relative_lift:+.1%}", f"{row.n_treated} / {row.n_control}",
+        )
+    return table

@@ -151,7 +151,7 @@ def decision_to_log_record(decision: Decision) -> dict[str, Any]:
         LogField.COUNTERFACTUAL_CHANNEL: cf_channel,
         LogField.COUNTERFACTUAL_SEND_AT: cf_send_at,
         LogField.TIMEZONE: request.timezone,
-        LogField.STAGE: request.stage.value,
+        LogField.STAGE: Stage(request.stage).value,
         LogField.HAS_OPEN_CART: bool(request.has_open_cart),
         LogField.CONSENTS: {Channel(c).value: bool(v) for c, v in request.consents.items()},
         LogField.FEATURES: _floats(request.features),
