@@ -281,6 +281,24 @@ def _last_members(
     return np.where(before_end > before_start, found, -1)
 
 
+def group_time_order(group: np.ndarray, ts_ns: np.ndarray) -> np.ndarray:
+    """The stable order sorting by (group, time), as ``np.lexsort((ts_ns, group))`` but faster:
+    a stable sort on time, then least-significant-digit radix passes on 16-bit slices of the
+    group code (numpy radix-sorts 16-bit keys in linear time)."""
+    order = np.argsort(ts_ns, kind="stable")
+    codes = np.asarray(group, dtype=np.int64)
+    if codes.size and codes.min() < 0:
+        return np.lexsort((ts_ns, group))
+    high = int(codes.max()) if codes.size else 0
+    shift = 0
+    while True:
+        digit = ((codes[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+        shift += 16
+        if high >> shift == 0:
+            return order
+
+
 def prefix_sums(values: np.ndarray) -> np.ndarray:
     """``out[i]`` = sum of ``values[:i]`` (length n + 1), for window sums by subtraction."""
     out = np.zeros(values.shape[0] + 1, dtype=values.dtype)

@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.contract import CHANNELS, CONSENT_COLUMNS, EVENT_TYPES, Col, EventType, Table
+from features.contract import (
+    CHANNELS,
+    CONSENT_COLUMNS,
+    EVENT_TYPES,
+    REQUIRED_COLUMNS,
+    Col,
+    EventType,
+    Table,
+)
 from features.io import parse_table
 from features.schemas import TS_DTYPE
 
@@ -77,3 +85,16 @@ def random_event_rows(
         rows.append((customers[int(rng.integers(len(customers)))], when, event_type,
                      channel, message, value))
     return rows
+
+
+def decisions_frame(rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
+    """Validated decisions from ``(decision_id, customer_id, ts, message_id, channel,
+    send_at)`` tuples (``None`` message and channel: no_action)."""
+    records = [{
+        Col.DECISION_ID: decision, Col.CUSTOMER_ID: customer, Col.TS: when.isoformat(),
+        Col.MESSAGE_ID: message, Col.CHANNEL: None if channel is None else str(channel),
+        Col.SEND_AT: None if send_at is None else send_at.isoformat(),
+        Col.PROPENSITY: "0.5", Col.POLICY: "test",
+    } for decision, customer, when, message, channel, send_at in rows]
+    raw = pd.DataFrame(records, columns=list(REQUIRED_COLUMNS[Table.DECISIONS])).astype(object)
+    return parse_table(raw.where(raw.notna(), None), Table.DECISIONS, "decisions.csv")
