@@ -49,6 +49,43 @@ def validate(
 
 
 @app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (replaced atomically).")],
+    customers: Annotated[int, typer.Option("--customers", help="Number of customers.")] = 10_000,
+    days: Annotated[int, typer.Option("--days", help="Simulated days.")] = 90,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Simulate customer journeys: the four tables plus their ground truth (docs/simulator.md)."""
+    from pydantic import ValidationError
+
+    from features.simulator import SimulationConfig, write_simulation
+    from features.simulator import simulate as run_simulation
+
+    if fmt not in ("parquet", "csv"):
+        typer.secho(f"--format: expected parquet or csv, got {fmt!r}", fg=typer.colors.RED,
+                    err=True)
+        raise typer.Exit(code=2)
+    try:
+        config = SimulationConfig(n_customers=customers, days=days, seed=seed)
+    except ValidationError as exc:
+        for error in exc.errors():
+            option = {"n_customers": "--customers"}.get(str(error["loc"][0]),
+                                                        f"--{error['loc'][0]}")
+            typer.secho(f"{option}: {error['msg']}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+    simulation = run_simulation(config, progress=progress)
+    write_simulation(simulation, out, fmt=fmt)
+    journeys = simulation.journeys
+    typer.echo(
+        f"{out}: {len(journeys.events)} events, {len(journeys.customers)} customers, "
+        f"{len(journeys.catalog)} messages, {len(journeys.decisions)} decisions "
+        f"(+ ground truth in {out / 'truth'})"
+    )
+
+
+@app.command()
 def train(
     task: Annotated[
         str, typer.Argument(help="all (the config's tasks), conversion, churn, channel, sendtime.")
