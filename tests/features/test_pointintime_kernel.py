@@ -50,7 +50,7 @@ def test_local_time_matches_zoneinfo_over_a_century(zone: str) -> None:
                 for s in seconds]
     np.testing.assert_array_equal((local - seconds * 10**9) // 10**9, expected)
     since, _ = offset_table(zone)
-    assert np.all(np.diff(since) > 0)
+    assert np.all(since[1:-1] < since[2:])  # since[0] is the int64 minimum
 
 
 def test_hour_of_week_starts_monday_midnight() -> None:
