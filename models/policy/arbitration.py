@@ -51,11 +51,14 @@ def value_candidates(
     return Valuation(expected, uplift, beats)
 
 
-def best_row_per_pair(pair_index: np.ndarray, expected_value: np.ndarray) -> np.ndarray:
-    """Index of the highest-EV row of each pair present, in pair order (ties: earliest row)."""
+def best_row_per_pair(
+    pair_index: np.ndarray, expected_value: np.ndarray, send_time_score: np.ndarray
+) -> np.ndarray:
+    """Index of the highest-EV row of each pair present, in pair order; among equal EVs the
+    better send-time score, then the earliest row (the earliest send time)."""
     if pair_index.shape[0] == 0:
         return np.zeros(0, dtype=np.intp)
-    order = np.lexsort((-expected_value, pair_index))
+    order = np.lexsort((-send_time_score, -expected_value, pair_index))
     grouped = pair_index[order]
     first = np.ones(grouped.shape[0], dtype=bool)
     first[1:] = grouped[1:] != grouped[:-1]

@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 N_CHANNELS = len(CHANNELS)
 MAX_TOP_K = 100
+MAX_CACHED_STATES = 4096
 _NO_DRAW = (1.0, 0.0)  # an exploration draw that never explores
 
 
@@ -118,12 +119,9 @@ class DecisionEngine:
         )
         self._all_messages = np.ones(self.catalog_.n_messages, dtype=bool)
         self._all_channels = np.ones(N_CHANNELS, dtype=bool)
+        self._pair_reasons_cache: dict[tuple[object, ...], np.ndarray] = {}
         self._pair_grid_row = self.policy_.grid_row_of_channel[self.catalog_.pair_channel]
-        self._pairs_of_grid_row = [
-            (row, np.flatnonzero(self._pair_grid_row == row))
-            for row in (0, 1)
-            if (self._pair_grid_row == row).any()
-        ] or [(0, np.zeros(0, dtype=np.intp))]
+        self._grid_rows = np.arange(2)[:, None]
         self._quiet_key = quiet_key(contact_policy.quiet_hours)
         self.exclusion_rows_ = ExclusionRows(
             self.catalog_.message_ids, self.catalog_.pair_message, self.catalog_.pair_channel
@@ -185,16 +183,26 @@ class DecisionEngine:
         catalog = self.catalog_
         history = read_history(request.history, request.customer_id, self.message_codes_, now_ns)
         consents = request.consents
-        consent = np.array([bool(consents.get(c, False)) for c in CHANNELS], dtype=bool)
-        per_pair = pair_reasons(
-            catalog,
-            self._requested_messages(request.candidate_message_ids),
-            self._allowed_channels(request.allowed_channels),
-            STAGE_INDEX[request.stage],
-            bool(request.has_open_cart),
-            consent,
-            history.unsubscribed,
+        consent = tuple(bool(consents.get(c, False)) for c in CHANNELS)
+        # the pair rules depend on a small state that repeats across customers: cache them
+        state = (
+            request.candidate_message_ids, request.allowed_channels, request.stage,
+            bool(request.has_open_cart), consent, history.unsubscribed.tobytes(),
         )
+        per_pair = self._pair_reasons_cache.get(state)
+        if per_pair is None:
+            per_pair = pair_reasons(
+                catalog,
+                self._requested_messages(request.candidate_message_ids),
+                self._allowed_channels(request.allowed_channels),
+                STAGE_INDEX[request.stage],
+                state[3],
+                np.array(consent, dtype=bool),
+                history.unsubscribed,
+            )
+            if len(self._pair_reasons_cache) >= MAX_CACHED_STATES:
+                self._pair_reasons_cache.clear()
+            self._pair_reasons_cache[state] = per_pair
         grid = build_slot_grid(
             now_ns, request.timezone, self.arbitration.send_time, self._quiet_key
         )
@@ -206,22 +214,25 @@ class DecisionEngine:
     def _select_slots(self, prepared: _Prepared, hours: np.ndarray) -> _Candidates:
         grid = prepared.grid
         slot_score = hours[grid.hour_of_week]  # (2, S)
-        # best slots first, ties to the earliest; pairs of the same grid row share the order
+        n_slots = slot_score.shape[1]
+        # rank of each slot by send-time score (ties to the earliest), shared by all pairs of a
+        # grid row; a pair keeps its k best-ranked allowed slots
         order = np.argsort(-slot_score, axis=1, kind="stable")
+        rank = np.empty_like(order)
+        rank[self._grid_rows, order] = np.arange(n_slots)
         reasons = prepared.reasons
         allowed = reasons == 0
+        ranked = np.where(allowed, rank[self._pair_grid_row], n_slots)
         k = self.arbitration.send_time.slots_per_pair
-        pair_parts, slot_parts = [], []
-        for row, pairs in self._pairs_of_grid_row:
-            in_order = allowed[pairs][:, order[row]]
-            keep = in_order & (np.cumsum(in_order, axis=1) <= k)
-            kept_pair, kept_rank = np.nonzero(keep)
-            pair_parts.append(pairs[kept_pair])
-            slot_parts.append(order[row][kept_rank])
-        pair_index = np.concatenate(pair_parts) if len(pair_parts) > 1 else pair_parts[0]
-        slot_index = np.concatenate(slot_parts) if len(slot_parts) > 1 else slot_parts[0]
+        if k < n_slots:
+            kth_best = np.partition(ranked, k - 1, axis=1)[:, k - 1 : k]
+            keep = ranked <= kth_best
+            keep &= allowed
+        else:
+            keep = allowed
         reasons[allowed] = CODE[ReasonCode.LOWER_SEND_TIME_SCORE]
-        reasons[pair_index, slot_index] = 0
+        reasons[keep] = 0
+        pair_index, slot_index = np.nonzero(keep)
         return _Candidates(pair_index, slot_index, slot_score)
 
     def _score_conversion(
@@ -265,7 +276,11 @@ class DecisionEngine:
             self.catalog_, arbitration, candidates.pair_index, p_conversion[:n],
             float(p_conversion[n]), churn_risk,
         )
-        options = best_row_per_pair(candidates.pair_index, valuation.expected_value)
+        grid_row = self._pair_grid_row[candidates.pair_index]
+        row_send_time = candidates.slot_score[grid_row, candidates.slot_index]
+        options = best_row_per_pair(
+            candidates.pair_index, valuation.expected_value, row_send_time
+        )
         treated = prepared.assignment is Assignment.TREATED
         epsilon = arbitration.exploration.epsilon if treated else 0.0
         draws = (

@@ -119,17 +119,6 @@ def rolling_cap_reached(
     return (worst >= max_sends).reshape(times.shape)
 
 
-def _cooldown_blocked(sends: np.ndarray, times: np.ndarray, cooldown_ns: int) -> np.ndarray:
-    """Whether a send of the same message lies less than ``cooldown_ns`` before or after."""
-    index = np.searchsorted(sends, times)
-    n = sends.shape[0]
-    previous = sends[np.maximum(index - 1, 0)]
-    following = sends[np.minimum(index, n - 1)]
-    return ((index > 0) & (times - previous < cooldown_ns)) | (
-        (index < n) & (following - times < cooldown_ns)
-    )
-
-
 def pair_reasons(
     catalog: CatalogArrays,
     requested: np.ndarray,
@@ -171,48 +160,51 @@ def slot_reasons(
     """Rules that depend on the send time, shape ``(P, S)``.
 
     Each rule is evaluated at its own granularity (grid row, channel or message) and spread to
-    the pairs only when it excludes something: most rules exclude nothing for most customers.
+    the pairs only when it excludes something: most rules exclude nothing for most customers,
+    and plain counts tell when a cap cannot be reached.
     """
     pm, pc = catalog.pair_message, catalog.pair_channel
     rows = policy.grid_row_of_channel[pc]
     times = grid.send_ns  # (2, S)
-    n_channels, n_slots = len(CHANNELS), times.shape[1]
+    n_slots = times.shape[1]
     reasons = np.zeros((pc.shape[0], n_slots), dtype=np.int8)
     # rules in reverse precedence: a later assignment (an earlier rule) overwrites
     sends, send_channel = history.send_ns, history.send_channel
+    n_sends = int(sends.shape[0])
 
     for max_sends, window_ns, counted in reversed(policy.global_caps):
-        # counted has one extra last entry for sends without a channel (code -1)
-        reached = rolling_cap_reached(sends[counted[send_channel]], times, window_ns, max_sends)
-        if reached.any():
-            reasons[reached[rows] & counted[pc][:, None]] = CODE[R.CAP_GLOBAL]
+        if n_sends >= max_sends:
+            # counted has one extra last entry for sends without a channel (code -1)
+            reached = rolling_cap_reached(sends[counted[send_channel]], times, window_ns, max_sends)
+            if reached.any():
+                reasons[reached[rows] & counted[pc][:, None]] = CODE[R.CAP_GLOBAL]
 
-    capped = np.zeros((n_channels, n_slots), dtype=bool)
-    for channel in range(n_channels):
+    per_channel = np.bincount(send_channel + 1, minlength=len(CHANNELS) + 1)[1:].tolist()
+    capped = None
+    for channel, count in enumerate(per_channel):
         max_sends = int(policy.channel_cap_max[channel])
-        if max_sends >= 0:
-            capped[channel] = rolling_cap_reached(
+        if 0 <= max_sends <= count:
+            reached = rolling_cap_reached(
                 sends[send_channel == channel],
                 times[policy.grid_row_of_channel[channel]],
                 int(policy.channel_cap_window_ns[channel]),
                 max_sends,
             )
-    if capped.any():
+            if reached.any():
+                if capped is None:
+                    capped = np.zeros((len(CHANNELS), n_slots), dtype=bool)
+                capped[channel] = reached
+    if capped is not None:
         reasons[capped[pc]] = CODE[R.CAP_CHANNEL]
 
-    if sends.shape[0]:
-        cooling = np.zeros((2, catalog.n_messages, n_slots), dtype=bool)
-        for message in np.unique(history.send_message[history.send_message >= 0]).tolist():
-            cooldown = int(catalog.cooldown_ns[message])
-            if cooldown > 0:
-                message_sends = sends[history.send_message == message]
-                cooling[:, message] = _cooldown_blocked(message_sends, times, cooldown)
-        if cooling.any():
+    if n_sends:
+        cooling = _cooling(catalog, history, times)
+        if cooling is not None:
             reasons[cooling[rows, pm]] = CODE[R.COOLDOWN]
 
-    if sends.shape[0] and policy.non_response is not None:
-        resting = _non_response(policy, history, times, now_ns)
-        if resting.any():
+    if n_sends and policy.non_response is not None:
+        resting = _non_response(policy, history, times, now_ns, per_channel)
+        if resting is not None:
             reasons[resting[pc]] = CODE[R.SUPPRESSED_NON_RESPONSE]
 
     if policy.after_conversion_ns > 0 and history.last_purchase_ns is not None:
@@ -226,20 +218,47 @@ def slot_reasons(
     return reasons
 
 
+def _cooling(
+    catalog: CatalogArrays, history: ContactHistory, times: np.ndarray
+) -> np.ndarray | None:
+    """(2, M, S): slots too close to a send of the same message; None when there are none."""
+    message = history.send_message
+    cooldown = np.where(message >= 0, catalog.cooldown_ns[message], 0)
+    sends = history.send_ns
+    # only sends whose cooldown reaches into the slot range can block anything
+    near = (sends + cooldown > times.min()) & (sends - cooldown < times.max()) & (cooldown > 0)
+    if not near.any():
+        return None
+    cooling = np.zeros((2, catalog.n_messages, times.shape[1]), dtype=bool)
+    for send, code, hours in zip(
+        sends[near].tolist(), message[near].tolist(), cooldown[near].tolist(), strict=True
+    ):
+        cooling[:, code] |= np.abs(times - send) < hours
+    return cooling
+
+
 def _non_response(
-    policy: CompiledContactPolicy, history: ContactHistory, times: np.ndarray, now_ns: int
-) -> np.ndarray:
-    """(C, S): channels resting after too many consecutive unanswered sends."""
-    assert policy.non_response is not None
+    policy: CompiledContactPolicy,
+    history: ContactHistory,
+    times: np.ndarray,
+    now_ns: int,
+    sends_per_channel: list[int],
+) -> np.ndarray | None:
+    """(C, S): channels resting after too many consecutive unanswered sends; None if none."""
+    if policy.non_response is None:
+        return None
     max_streak, rest_ns = policy.non_response
     sends, send_channel = history.send_ns, history.send_channel
-    past = sends < now_ns
-    resting = np.zeros((len(CHANNELS), times.shape[1]), dtype=bool)
-    for channel in np.unique(send_channel[(send_channel >= 0) & past]).tolist():
+    resting = None
+    for channel, count in enumerate(sends_per_channel):
+        if count < max_streak:
+            continue  # cannot reach the streak
         engaged = history.engagement_ns[history.engagement_channel == channel]
         last_engaged = engaged[-1] if engaged.shape[0] else np.iinfo(np.int64).min
-        unanswered = sends[(send_channel == channel) & past & (sends > last_engaged)]
+        unanswered = sends[(send_channel == channel) & (sends < now_ns) & (sends > last_engaged)]
         if unanswered.shape[0] >= max_streak:
+            if resting is None:
+                resting = np.zeros((len(CHANNELS), times.shape[1]), dtype=bool)
             row = policy.grid_row_of_channel[channel]
             resting[channel] = times[row] < unanswered[-1] + rest_ns
     return resting

@@ -182,6 +182,25 @@ def quiet_key(quiet: QuietHours | None) -> QuietKey | None:
     return None if quiet is None else (quiet.start_seconds, quiet.end_seconds, quiet.rule)
 
 
+@lru_cache(maxsize=2048)
+def _padded_hourly_grid(
+    timezone: str, first_hour_utc: int, horizon_hours: int, quiet: QuietKey | None
+) -> SlotGrid:
+    """The hourly grid with an empty first column for "send now", filled per request."""
+    hourly = _hourly_grid(timezone, first_hour_utc, horizon_hours, quiet)
+
+    def pad(rows: np.ndarray) -> np.ndarray:
+        padded = np.zeros((2, rows.shape[1] + 1), dtype=rows.dtype)
+        padded[:, 1:] = rows
+        padded.flags.writeable = False
+        return padded
+
+    return SlotGrid(
+        pad(hourly.send_ns), pad(hourly.hour_of_week), pad(hourly.local_hour),
+        pad(hourly.shifted), pad(hourly.blocked),
+    )
+
+
 def build_slot_grid(
     now_ns: int, timezone: str, send_time: SendTime, quiet: QuietKey | None
 ) -> SlotGrid:
@@ -189,62 +208,56 @@ def build_slot_grid(
     now_s = now_ns // NS
     offset_now = _offset(tz, now_s)
     first_hour_utc = ((now_s + offset_now) // 3600 + 1) * 3600 - offset_now
-    hourly = _hourly_grid(timezone, first_hour_utc, send_time.horizon_hours, quiet)
     if not send_time.include_immediate:
-        return hourly
-    return _with_immediate(hourly, tz, now_ns, offset_now, quiet)
+        return _hourly_grid(timezone, first_hour_utc, send_time.horizon_hours, quiet)
+    padded = _padded_hourly_grid(timezone, first_hour_utc, send_time.horizon_hours, quiet)
+    return _with_immediate(padded, tz, now_ns, offset_now, quiet)
 
 
 def _with_immediate(
-    hourly: SlotGrid, tz: ZoneInfo, now_ns: int, offset_now: int, quiet: QuietKey | None
+    padded: SlotGrid, tz: ZoneInfo, now_ns: int, offset_now: int, quiet: QuietKey | None
 ) -> SlotGrid:
-    """Prepend the "send now" slot, applying the quiet-hours rule to it alone."""
+    """Fill the "send now" column (0), applying the quiet-hours rule to it alone."""
+    grid = SlotGrid(
+        padded.send_ns.copy(), padded.hour_of_week.copy(), padded.local_hour.copy(),
+        padded.shifted.copy(), padded.blocked.copy(),
+    )
     local = now_ns // NS + offset_now
     how = ((local // SECONDS_PER_DAY + _EPOCH_WEEKDAY) % 7) * 24 + local % SECONDS_PER_DAY // 3600
-    q_ns, q_how, shifted, blocked = now_ns, how, False, False
-    blocked_hourly, shifted_hourly = hourly.blocked[1], hourly.shifted[1]
-    if quiet is not None:
-        start, end, rule = quiet
-        second_of_day = local % SECONDS_PER_DAY
-        inside = start <= second_of_day < end if start < end else (
-            second_of_day >= start or second_of_day < end
-        )
-        if inside and rule is QuietHoursRule.DROP:
-            blocked = True
-        elif inside:
-            shifted = True
-            target_local = local + (end - second_of_day) % SECONDS_PER_DAY
-            target_utc = target_local - offset_now
-            if _offset(tz, target_utc) != offset_now:
-                target_utc = _wall_to_utc(tz, target_local)
-            target_local = target_utc + _offset(tz, target_utc)
-            q_ns = target_utc * NS
-            q_how = ((target_local // SECONDS_PER_DAY + _EPOCH_WEEKDAY) % 7) * 24 + (
-                target_local % SECONDS_PER_DAY // 3600
-            )
-            same = np.flatnonzero(hourly.send_ns[1] == q_ns)
-            if same.shape[0]:
-                kept = same[~blocked_hourly[same]]
-                if kept.shape[0] and not hourly.shifted[1, kept[0]]:
-                    # an hourly slot sends at that time anyway: merge "now" into it
-                    blocked = True
-                    shifted_hourly = shifted_hourly.copy()
-                    shifted_hourly[kept] = True
-                else:
-                    blocked_hourly = blocked_hourly.copy()  # "now" is the earliest original
-                    blocked_hourly[same] = True
-
-    def column(first: object, second: object, rows: np.ndarray) -> np.ndarray:
-        out = np.empty((2, rows.shape[1] + 1), dtype=rows.dtype)
-        out[0, 0], out[1, 0] = first, second
-        out[:, 1:] = rows
-        return out
-
-    blocked_rows = np.stack([hourly.blocked[0], blocked_hourly])
-    return SlotGrid(
-        column(now_ns, q_ns, hourly.send_ns),
-        column(how, q_how, hourly.hour_of_week),
-        column(how % 24, q_how % 24, hourly.local_hour),
-        column(False, shifted, np.stack([hourly.shifted[0], shifted_hourly])),
-        column(False, blocked, blocked_rows),
+    grid.send_ns[:, 0] = now_ns
+    grid.hour_of_week[:, 0] = how
+    grid.local_hour[:, 0] = how % 24
+    if quiet is None:
+        return grid
+    start, end, rule = quiet
+    second_of_day = local % SECONDS_PER_DAY
+    inside = start <= second_of_day < end if start < end else (
+        second_of_day >= start or second_of_day < end
     )
+    if not inside:
+        return grid
+    if rule is QuietHoursRule.DROP:
+        grid.blocked[1, 0] = True
+        return grid
+    target_local = local + (end - second_of_day) % SECONDS_PER_DAY
+    target_utc = target_local - offset_now
+    if _offset(tz, target_utc) != offset_now:
+        target_utc = _wall_to_utc(tz, target_local)
+    target_local = target_utc + _offset(tz, target_utc)
+    q_how = ((target_local // SECONDS_PER_DAY + _EPOCH_WEEKDAY) % 7) * 24 + (
+        target_local % SECONDS_PER_DAY // 3600
+    )
+    grid.send_ns[1, 0] = target_utc * NS
+    grid.hour_of_week[1, 0] = q_how
+    grid.local_hour[1, 0] = q_how % 24
+    grid.shifted[1, 0] = True
+    same = np.flatnonzero(grid.send_ns[1, 1:] == target_utc * NS) + 1
+    if same.shape[0]:
+        kept = same[~grid.blocked[1, same]]
+        if kept.shape[0] and not grid.shifted[1, kept[0]]:
+            # an hourly slot sends at that time anyway: merge "now" into it
+            grid.blocked[1, 0] = True
+            grid.shifted[1, kept] = True
+        else:
+            grid.blocked[1, same] = True  # "now" is the earliest original: it is kept
+    return grid
