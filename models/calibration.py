@@ -35,33 +35,54 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for large |z|
+
+
+def _platt_loss(
+    slope: float, intercept: float, z: np.ndarray, y: np.ndarray, weight: np.ndarray,
+    ridge: float,
+) -> float:
+    margin = slope * z + intercept
+    # log(1 + exp(m)) - y m, computed stably
+    loss = np.logaddexp(0.0, margin) - y * margin
+    return float(weight @ loss) + 0.5 * ridge * (slope - 1.0) ** 2
 
 
 def _fit_platt(z: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
-    """Weighted logistic regression of ``y`` on one input ``z`` by Newton's method.
+    """Weighted logistic regression of ``y`` on one input ``z``: Newton steps, halved until the
+    loss decreases.
 
-    A tiny ridge on the slope towards 1 keeps it finite when the slice is separable or tiny.
+    A small ridge pulls the slope toward 1 (no change), keeping it finite when the slice is
+    tiny, separable or ``z`` is constant.
     """
     slope, intercept = 1.0, 0.0
-    ridge = 1e-3 * float(weight.sum())
+    ridge = 1e-3 * float(weight.sum()) + 1e-9
+    loss = _platt_loss(slope, intercept, z, y, weight, ridge)
     for _ in range(_NEWTON_STEPS):
         p = _sigmoid(slope * z + intercept)
         residual = weight * (p - y)
         curvature = weight * p * (1.0 - p)
-        gradient = np.array(
-            [residual @ z + ridge * (slope - 1.0), residual.sum()], dtype=np.float64
-        )
+        gradient = np.array([residual @ z + ridge * (slope - 1.0), residual.sum()])
         hessian = np.array(
             [
                 [curvature @ (z * z) + ridge, curvature @ z],
-                [curvature @ z, curvature.sum() + 1e-12],
+                [curvature @ z, curvature.sum() + 1e-9],
             ]
         )
-        step = np.linalg.solve(hessian, gradient)
-        slope -= float(step[0])
-        intercept -= float(step[1])
-        if float(np.abs(step).max()) < 1e-9:
+        step = np.linalg.lstsq(hessian, gradient, rcond=None)[0]
+        scale = 1.0
+        while scale > 1e-4:
+            candidate = (slope - scale * float(step[0]), intercept - scale * float(step[1]))
+            candidate_loss = _platt_loss(*candidate, z, y, weight, ridge)
+            if candidate_loss <= loss:
+                break
+            scale *= 0.5
+        else:
+            break
+        improvement = loss - candidate_loss
+        slope, intercept = candidate
+        loss = candidate_loss
+        if improvement < 1e-10 * max(abs(loss), 1.0):
             break
     return slope, intercept
 

@@ -74,6 +74,12 @@ class ChannelModel(BoostedEstimator):
         else:
             logger.warning("channel model without history_feature: no 'not enough data' state")
         enough = self.has_enough_history(matrix)
+        if not enough.any():
+            raise ValueError(
+                f"no training row has {self.min_history_events} or more {self.history_feature} "
+                "(the 'enough history' rule): provide longer histories or lower "
+                "min_history_events"
+            )
         matrix, labels = matrix[enough], labels[enough]
         times = None if ts_ns is None else np.asarray(ts_ns, dtype=np.int64)[enough]
         holdout = latest_slice(times, matrix.shape[0], self.calibration_fraction)

@@ -22,7 +22,7 @@ import numpy as np
 
 from models._boosting import CalibratedBooster, fit_calibrated_booster, latest_slice
 from models._estimator import BoostedEstimator, as_matrix, check_labels
-from models.calibration import CalibrationMethod
+from models.calibration import EPS, CalibrationMethod
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ HOUR_COLUMNS: Final = (
     "profile_share_3h",
     "profile_share_5h",
     "profile_share_same_hour_all_days",
+    "profile_share_same_hour_all_days_3h",
+    "profile_share_same_hour_all_days_5h",
     "profile_share_same_day",
     "profile_total",
 )
@@ -50,25 +52,33 @@ def hour_columns(
     total = profile.sum(axis=1)
     safe_total = np.where(total > 0, total, 1.0)[rows]
     same_hour = profile.reshape(n_rows, 7, 24).sum(axis=1)
+    hour_of_day = hours % 24
     same_day = profile.reshape(n_rows, 7, 24).sum(axis=2)
     at_hour = profile[rows, hours]
 
     def neighbours(offset: int) -> np.ndarray:
         return profile[rows, (hours + offset) % HOURS_PER_WEEK]
 
+    def daily_neighbours(offset: int) -> np.ndarray:
+        return same_hour[rows, (hour_of_day + offset) % 24]
+
     window_3h = at_hour + neighbours(-1) + neighbours(1)
     window_5h = window_3h + neighbours(-2) + neighbours(2)
     out = np.empty((rows.size, len(HOUR_COLUMNS)), dtype=np.float64)
-    out[:, 0] = hours % 24
+    out[:, 0] = hour_of_day
     out[:, 1] = hours // 24
     out[:, 2] = population_rate[hours]
     out[:, 3] = at_hour
     out[:, 4] = at_hour / safe_total
     out[:, 5] = window_3h / safe_total
     out[:, 6] = window_5h / safe_total
-    out[:, 7] = same_hour[rows, hours % 24] / safe_total
-    out[:, 8] = same_day[rows, hours // 24] / safe_total
-    out[:, 9] = total[rows]
+    daily_1h = daily_neighbours(0)
+    daily_3h = daily_1h + daily_neighbours(-1) + daily_neighbours(1)
+    out[:, 7] = daily_1h / safe_total
+    out[:, 8] = daily_3h / safe_total
+    out[:, 9] = (daily_3h + daily_neighbours(-2) + daily_neighbours(2)) / safe_total
+    out[:, 10] = same_day[rows, hours // 24] / safe_total
+    out[:, 11] = total[rows]
     return out
 
 
@@ -91,6 +101,7 @@ class SendTimeModel(BoostedEstimator):
         random_state: int = 0,
         negative_hours: int = 24,
         min_history_events: int = 3,
+        customer_features: Sequence[str] | None = None,
     ) -> None:
         super().__init__(
             n_estimators=n_estimators, num_leaves=num_leaves, learning_rate=learning_rate,
@@ -101,6 +112,7 @@ class SendTimeModel(BoostedEstimator):
         )
         self.negative_hours = negative_hours
         self.min_history_events = min_history_events
+        self.customer_features = customer_features
 
     def fit(
         self,
@@ -118,14 +130,26 @@ class SendTimeModel(BoostedEstimator):
         labels = check_labels(y, matrix.shape[0], (HOURS_PER_WEEK,))
         profile = self._check_profile(hour_profile, matrix.shape[0])
         self._remember_schema(matrix.shape[1], feature_names, spec)
-        self.population_rate_ = (
-            labels.mean(axis=0) if labels.size else np.full(HOURS_PER_WEEK, 1.0 / HOURS_PER_WEEK)
+        self.customer_index_ = self._customer_index()
+        # Never exactly 0 or 1: an hour nobody engaged in during training is unlikely, not
+        # impossible.
+        self.population_rate_ = np.clip(
+            labels.mean(axis=0) if labels.size else np.full(HOURS_PER_WEEK, 1.0 / HOURS_PER_WEEK),
+            EPS, 1.0 - EPS,
         )
         enough = self.has_enough_history(profile)
+        if not enough.any():
+            raise ValueError(
+                f"no training row has {self.min_history_events} or more profiled engagement "
+                "events: provide longer histories or lower min_history_events"
+            )
         matrix, labels, profile = matrix[enough], labels[enough], profile[enough]
         times = None if ts_ns is None else np.asarray(ts_ns, dtype=np.int64)[enough]
         row_holdout = latest_slice(times, matrix.shape[0], self.calibration_fraction)
         rows, hours, weight = self._sample_pairs(labels)
+        self.pair_feature_names_ = [
+            *(self.feature_names_[i] for i in self.customer_index_), *HOUR_COLUMNS
+        ]
         long_matrix = self._pair_matrix(matrix, profile, rows, hours)
         self.model_: CalibratedBooster = fit_calibrated_booster(
             long_matrix,
@@ -136,16 +160,28 @@ class SendTimeModel(BoostedEstimator):
             early_stopping_rounds=self.early_stopping_rounds,
             calibration=self.calibration,
             sample_weight=weight,
-            feature_names=[*self.feature_names_, *HOUR_COLUMNS],
+            feature_names=self.pair_feature_names_,
         )
-        self.pair_feature_names_ = [*self.feature_names_, *HOUR_COLUMNS]
         self.pair_feature_importances_ = self.model_.feature_importance(long_matrix.shape[1])
-        # Aligned with feature_names_ (the scikit-learn convention); the hour columns' share
-        # is in pair_feature_importances_.
-        self.feature_importances_ = self.pair_feature_importances_[: matrix.shape[1]]
+        # Aligned with feature_names_ (the scikit-learn convention; unread features get 0); the
+        # hour columns' share is in pair_feature_importances_.
+        self.feature_importances_ = np.zeros(self.n_features_in_)
+        self.feature_importances_[self.customer_index_] = self.pair_feature_importances_[
+            : self.customer_index_.size
+        ]
         logger.info("send-time model: %d customer rows with history (of %d), %d hour pairs",
                     int(enough.sum()), enough.size, rows.size)
         return self
+
+    def _customer_index(self) -> np.ndarray:
+        """Columns of the customer features the hour model reads (all unless narrowed)."""
+        if self.customer_features is None:
+            return np.arange(self.n_features_in_)
+        unknown = [f for f in self.customer_features if f not in self.feature_names_]
+        if unknown:
+            raise ValueError(f"customer_features not among the feature names: {unknown}")
+        return np.array([self.feature_names_.index(f) for f in self.customer_features],
+                        dtype=np.int64)
 
     def _check_profile(self, hour_profile: np.ndarray, n_rows: int) -> np.ndarray:
         profile = np.ascontiguousarray(hour_profile, dtype=np.float64)
@@ -183,9 +219,10 @@ class SendTimeModel(BoostedEstimator):
     def _pair_matrix(
         self, features: np.ndarray, profile: np.ndarray, rows: np.ndarray, hours: np.ndarray
     ) -> np.ndarray:
-        out = np.empty((rows.size, features.shape[1] + len(HOUR_COLUMNS)), dtype=np.float64)
-        out[:, : features.shape[1]] = features[rows]
-        out[:, features.shape[1]:] = hour_columns(profile, self.population_rate_, rows, hours)
+        n_customer = self.customer_index_.size
+        out = np.empty((rows.size, n_customer + len(HOUR_COLUMNS)), dtype=np.float64)
+        out[:, :n_customer] = features[:, self.customer_index_][rows]
+        out[:, n_customer:] = hour_columns(profile, self.population_rate_, rows, hours)
         return out
 
     def has_enough_history(self, hour_profile: np.ndarray) -> np.ndarray:

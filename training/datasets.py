@@ -24,6 +24,7 @@ import dataclasses
 import logging
 import weakref
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 import numpy as np
@@ -45,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 #: The feature counting a customer's recent engagement: the "enough history" rule reads it.
 HISTORY_FEATURE: Final = f"engagements_{ACTIVITY_PROFILE_DAYS}d"
+#: The event log counts as dense from the first day whose trailing-week mean reaches this share
+#: of the busiest week's: sparse back-filled history before it makes no snapshots.
+DENSE_SHARE: Final = 0.1
 #: Row-aligned array fields of ``TaskDataset`` (split and subsampled together).
 _ROW_FIELDS: Final = ("X", "y", "ts_ns", "customer_ids", "hour_profile", "propensity")
 
@@ -81,6 +85,11 @@ class DatasetConfig(BaseModel):
         default=3, ge=0,
         description=f"Fewer {HISTORY_FEATURE} than this: channel says 'not enough data' and "
         "send time falls back to the population profile.",
+    )
+    snapshot_start: datetime | None = Field(
+        default=None,
+        description="First day snapshots may start from; null: where the event log becomes "
+        "dense (see docs/models.md).",
     )
     max_rows: MaxRows = Field(default_factory=MaxRows)
     seed: int = Field(default=0, ge=0, description="Seed of the row subsample.")
@@ -143,7 +152,7 @@ class _Prepared:
     customers: CustomerTable
     spec: FeatureSpec
     message_ids: tuple[str, ...]
-    first_ns: int
+    dense_ns: int
     last_ns: int
 
 
@@ -168,10 +177,28 @@ def _prepare(journeys: Journeys, spec: FeatureSpec) -> _Prepared:
     every = np.concatenate(times)
     if every.size == 0:
         raise DataValidationError([Problem("events", Col.TS, "at least one event or decision")])
-    prepared = _Prepared(log, customers, spec, message_ids, int(every.min()), int(every.max()))
+    prepared = _Prepared(log, customers, spec, message_ids, dense_start(log.ts_ns),
+                         int(every.max()))
     _cache["last"] = (weakref.ref(journeys), identity, prepared)
     logger.info("event log: %d events of %d customers", log.n_events, len(customers))
     return prepared
+
+
+def dense_start(ts_ns: np.ndarray) -> int:
+    """Start (UTC midnight) of the first day whose trailing 7-day mean of events reaches
+    :data:`DENSE_SHARE` of the busiest 7 days' mean.
+
+    Exports and the simulator often carry a thin back-filled history (a customer's last
+    purchase, months before the log proper starts); snapshots there would describe customers by
+    what is missing from the export, not by what they did.
+    """
+    if ts_ns.size == 0:
+        return 0
+    day0 = int(ts_ns.min()) // NS_PER_DAY
+    daily = np.bincount(ts_ns // NS_PER_DAY - day0).astype(np.float64)
+    weekly = np.convolve(daily, np.ones(7) / 7.0)[: daily.size]
+    first = int(np.argmax(weekly >= DENSE_SHARE * weekly.max()))
+    return (day0 + first) * NS_PER_DAY
 
 
 def _subsample(n_rows: int, max_rows: int | None, seed: int) -> np.ndarray:
@@ -186,7 +213,10 @@ def snapshot_queries(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(customer codes, as-of ns) of every signed-up customer at every snapshot time whose
     ``horizon_days`` label window ends inside the data, subsampled to ``max_rows``."""
-    day0 = (prepared.first_ns // NS_PER_DAY) * NS_PER_DAY
+    day0 = prepared.dense_ns
+    if config.snapshot_start is not None:
+        day0 = (ts_to_ns(pd.DatetimeIndex([pd.Timestamp(config.snapshot_start)]))[0]
+                // NS_PER_DAY) * NS_PER_DAY
     step = config.snapshot_every_days * NS_PER_DAY
     last_start = prepared.last_ns - horizon_days * NS_PER_DAY
     times = np.arange(day0 + step, last_start + 1, step, dtype=np.int64)
@@ -221,8 +251,10 @@ def _action_codes(
 ) -> np.ndarray:
     """(n, 3) message code, channel code and local send hour; -1 throughout for no_action."""
     message_code = {m: i for i, m in enumerate(prepared.message_ids)}
-    message = decisions[Col.MESSAGE_ID].map(message_code).fillna(NO_ACTION_CODE).to_numpy(float)
-    channel = decisions[Col.CHANNEL].map(CHANNEL_CODE).fillna(NO_ACTION_CODE).to_numpy(float)
+    message = np.array(decisions[Col.MESSAGE_ID].map(message_code).fillna(NO_ACTION_CODE),
+                       dtype=np.float64)
+    channel = np.array(decisions[Col.CHANNEL].map(CHANNEL_CODE).fillna(NO_ACTION_CODE),
+                       dtype=np.float64)
     send_at = decisions[Col.SEND_AT].fillna(decisions[Col.TS])
     tables = prepared.customers
     local = local_ns(ts_to_ns(send_at), tables.timezone[codes], tables.timezones)

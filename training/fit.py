@@ -8,10 +8,11 @@ feature names, the feature spec, and for channel and send time the "enough histo
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.definitions import FeatureGroup
 from models.baselines import (
     ConversionRateBaseline,
     MostActiveHourBaseline,
@@ -26,6 +27,13 @@ from training.datasets import TaskDataset
 from training.tasks import Task
 
 logger = logging.getLogger(__name__)
+
+#: Customer features the send-time model reads next to the hour-of-week profile: when and how
+#: much the customer is active. The profile carries the signal; a hundred more columns per
+#: (customer, hour) pair would multiply training time for little.
+SENDTIME_FEATURE_GROUPS: Final = (
+    FeatureGroup.RECENCY, FeatureGroup.ACTIVITY_TIME, FeatureGroup.JOURNEY,
+)
 
 
 class TaskConfig(BaseModel):
@@ -91,7 +99,15 @@ def fit_task(task: Task | str, train: TaskDataset, config: TaskConfig) -> Any:
     return SendTimeModel(
         **params, negative_hours=config.negative_hours,
         min_history_events=train.min_history_events,
+        customer_features=sendtime_customer_features(train),
     ).fit(train.X, train.y, hour_profile=train.require_hour_profile(), **common)
+
+
+def sendtime_customer_features(train: TaskDataset) -> list[str] | None:
+    """The :data:`SENDTIME_FEATURE_GROUPS` features of the data set's spec (all without one)."""
+    if train.spec is None:
+        return None
+    return [d.name for d in train.spec.definitions if d.group in SENDTIME_FEATURE_GROUPS]
 
 
 def fit_baseline(task: Task | str, train: TaskDataset) -> Any:
