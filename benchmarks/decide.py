@@ -166,7 +166,8 @@ def main() -> None:
           f" (min {min(candidates)}), actions {actions / args.calls:.0%}, "
           f"epsilon {arbitration.exploration.epsilon}, "
           f"control share {arbitration.control_groups.global_share}")
-    print(f"  policy time   p50 {p50:.3f} ms   p99 {p99:.3f} ms   mean {np.mean(policy) * ms:.3f} ms")
+    mean = np.mean(policy) * ms
+    print(f"  policy time   p50 {p50:.3f} ms   p99 {p99:.3f} ms   mean {mean:.3f} ms")
     t50, t99 = np.percentile(total, [50, 99]) * ms
     print(f"  incl. models  p50 {t50:.3f} ms   p99 {t99:.3f} ms")
     print(f"  process CPU   mean {np.mean(cpu) * ms:.3f} ms per call (models included)")

@@ -200,6 +200,7 @@ class DecisionEngine:
                 np.array(consent, dtype=bool),
                 history.unsubscribed,
             )
+            per_pair.flags.writeable = False  # shared by every request in this state
             if len(self._pair_reasons_cache) >= MAX_CACHED_STATES:
                 self._pair_reasons_cache.clear()
             self._pair_reasons_cache[state] = per_pair
