@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from features.contract import Col
-from serving.errors import BodySizeLimitMiddleware, install_error_handlers
+from serving.errors import BodySizeLimitMiddleware, install_error_handlers, route_methods
 from serving.metrics import LatencyMiddleware, ServingMetrics
 from serving.model_follower import ModelFollower, ModelSet, registry_follower
 from serving.recommender import (
@@ -119,6 +119,8 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)
-    for module in (recommend, events, feedback, customers, admin, health):
-        app.include_router(module.router)
+    routers = [m.router for m in (recommend, events, feedback, customers, admin, health)]
+    for router in routers:
+        app.include_router(router)
+    app.state.route_methods = route_methods(routers)
     return app

@@ -8,12 +8,14 @@ sent to the client).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -108,11 +110,37 @@ async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, f"invalid request: {len(problems)} {noun}", problems)
 
 
+def route_methods(routers: Iterable[APIRouter]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """Path pattern and methods of every API route, for the ``Allow`` header of a 405."""
+    return [
+        (route.path_regex, frozenset(route.methods))
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    table: list[tuple[re.Pattern[str], frozenset[str]]] = getattr(
+        request.app.state, "route_methods", []
+    )
+    path = request.url.path
+    methods = set().union(*(m for pattern, m in table if pattern.match(path)))
+    return ", ".join(sorted(methods))
+
+
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        _count(request, "validation")
+        problem = FieldProblem(field="body", problem="the body is not UTF-8 encoded JSON")
+        return error_response(422, "invalid request: 1 problem", [problem])
     _count(request, ERROR_CODES.get(exc.status_code, str(exc.status_code)))
-    headers = dict(exc.headers) if exc.headers else None
-    return error_response(exc.status_code, str(exc.detail), headers=headers)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return error_response(exc.status_code, str(exc.detail), headers=headers or None)
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -14,7 +14,8 @@ EVENTS_BATCH_LIMIT = 10_000
 
 
 class EventIn(RequestModel):
-    """One event, as in ``events.csv`` of the data contract."""
+    """One event, as in ``events.csv`` of the data contract. Message events (delivered, open,
+    click) name their ``message_id`` and ``channel``; an unsubscribe names its ``channel``."""
 
     event_id: Identifier = Field(description="Unique id: a repeated id is ignored (idempotency).")
     customer_id: Identifier

@@ -22,13 +22,17 @@ class RecommendContext(RequestModel):
         default=None, description="Decision time; default the server's clock (UTC)."
     )
     channels: list[Annotated[Channel, Field(strict=False)]] | None = Field(
-        default=None, min_length=1, description="Only these channels (default: all)."
+        default=None,
+        min_length=1,
+        description="Only these channels (default: all).",
+        json_schema_extra={"uniqueItems": True},
     )
     message_ids: list[Identifier] | None = Field(
         default=None,
         min_length=1,
         max_length=1_000,
         description="Only these catalog messages (default: the whole catalog).",
+        json_schema_extra={"uniqueItems": True},
     )
     top_k: int = Field(
         default=3, ge=0, le=MAX_ALTERNATIVES, description="How many alternatives to return."

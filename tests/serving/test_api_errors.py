@@ -107,6 +107,19 @@ def test_unknown_routes_and_methods_answer_json(client):
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
     wrong = client.get("/v1/recommend", headers=API)
     assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
+    # two routes share this path: Allow must name the methods of both
+    options = client.options("/v1/customers/c1", headers=API)
+    assert options.status_code == 405 and options.headers["allow"] == "GET, PUT"
+
+
+def test_a_body_that_is_not_utf8_is_a_422_not_a_400(client):
+    response = client.post(
+        "/v1/recommend",
+        content=b'{"customer_id": "\x80"}',
+        headers=API | {"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert _problems(response) == {"body": "the body is not UTF-8 encoded JSON"}
 
 
 def test_a_bug_in_the_engine_is_a_generic_500_without_internals(settings, follower):
