@@ -188,5 +188,38 @@ def lift(
         Console().print(lift_table(report))
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes (each binds the port).")
+    ] = 1,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Journey data folder to seed the store (NEXTBEST_DATA_DIR)."),
+    ] = None,
+) -> None:
+    """Serve the recommend API (settings from NEXTBEST_* variables, see docs/serving.md)."""
+    import os
+
+    from pydantic import ValidationError
+
+    from serving.server import serve as run_server
+    from serving.settings import Settings
+
+    if data is not None:
+        os.environ["NEXTBEST_DATA_DIR"] = str(data.resolve())  # read by every worker process
+    try:
+        Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        typer.secho(f"invalid NEXTBEST_* settings: {problems}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+    raise typer.Exit(code=run_server(host, port, workers))
+
+
 if __name__ == "__main__":
     app()
