@@ -113,7 +113,7 @@ async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
 def route_methods(routers: Iterable[APIRouter]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
     """Path pattern and methods of every API route, for the ``Allow`` header of a 405."""
     return [
-        (route.path_regex, frozenset(route.methods))
+        (route.path_regex, frozenset(route.methods or ()))
         for router in routers
         for route in router.routes
         if isinstance(route, APIRoute)
