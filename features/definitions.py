@@ -18,10 +18,14 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any, Final, Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from features.attributes import (
+    DEFAULT_MAX_CATEGORIES,
+    AttributeColumn,
+    AttributeKind,
+)
 from features.contract import CHANNELS, REQUIRED_COLUMNS, Channel, Col, Table
 
 logger = logging.getLogger(__name__)
@@ -49,16 +53,6 @@ DAY_PARTS: Final = ("night", "early_morning", "morning", "afternoon", "evening",
 OPEN_RATE_PRIOR: Final = 0.2
 CLICK_RATE_PRIOR: Final = 0.03
 RATE_PRIOR_WEIGHT: Final = 4.0
-
-#: Categorical attributes keep at most this many (most frequent) values; rarer ones code as -1.
-DEFAULT_MAX_CATEGORIES: Final = 100
-#: Code of a categorical attribute value the spec's vocabulary does not know.
-UNSEEN_CATEGORY: Final = -1.0
-
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T].*)?$")
-_TRUE_WORDS = frozenset({"true", "yes", "y", "t"})
-_FALSE_WORDS = frozenset({"false", "no", "n", "f"})
-
 
 @dataclass(frozen=True)
 class Entity:
@@ -103,14 +97,6 @@ class FeatureDefinition:
     group: FeatureGroup
 
 
-class AttributeKind(StrEnum):
-    """How a customer attribute column becomes a feature."""
-
-    NUMERIC = "numeric"  # the number itself (booleans as 0/1)
-    CATEGORICAL = "categorical"  # index in the learned vocabulary; unseen -1; missing NaN
-    DATETIME = "datetime"  # days from the value to the as-of time
-
-
 def slug(text: str) -> str:
     """A feature-name-safe form of a user's id (LightGBM rejects JSON punctuation in names)."""
     cleaned = re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_").lower()
@@ -125,99 +111,6 @@ def _unique_slugs(texts: Sequence[str]) -> list[str]:
         seen[base] = seen.get(base, 0) + 1
         out.append(base if seen[base] == 1 else f"{base}_{seen[base]}")
     return out
-
-
-def _to_number(values: pd.Series) -> pd.Series:
-    """Numbers, with true/false words as 1/0; anything else NaN."""
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype("float64")
-    if pd.api.types.is_numeric_dtype(values):
-        return values.astype("float64")
-    text = values.astype("object").where(values.notna(), None)
-    lowered = text.map(lambda v: v.strip().lower() if isinstance(v, str) else v)
-    words = lowered.map(lambda v: 1.0 if v in _TRUE_WORDS else 0.0 if v in _FALSE_WORDS else v)
-    return pd.to_numeric(words, errors="coerce").astype("float64")
-
-
-@dataclass(frozen=True)
-class AttributeColumn:
-    """One extra column of the customers table and how it is encoded."""
-
-    column: str
-    kind: AttributeKind
-    vocabulary: tuple[str, ...] = ()
-
-    @cached_property
-    def _codes(self) -> dict[str, int]:
-        return {value: i for i, value in enumerate(self.vocabulary)}
-
-    def encode(self, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-        """Encoded float64 values, and a mask of present values that could not be encoded."""
-        present = values.notna().to_numpy()
-        if self.kind is AttributeKind.NUMERIC:
-            encoded = _to_number(values).to_numpy(dtype=np.float64)
-        elif self.kind is AttributeKind.DATETIME:
-            parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
-            days = parsed.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[s]")
-            encoded = days.astype("int64").astype(np.float64) / 86_400.0
-            encoded[np.isnat(days)] = np.nan
-        else:
-            codes = values.map(lambda v: None if pd.isna(v) else self._codes.get(str(v), -1))
-            encoded = pd.to_numeric(codes, errors="coerce").to_numpy(dtype=np.float64)
-        return encoded, present & np.isnan(encoded)
-
-    def encode_value(self, value: object) -> float:
-        """Encode one profile value (serving); raises ValueError naming what was expected."""
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return float("nan")
-        # Plain scalars skip pandas: this runs per request in serving.
-        if self.kind is AttributeKind.CATEGORICAL:
-            return float(self._codes.get(str(value), -1))
-        if self.kind is AttributeKind.NUMERIC and isinstance(value, int | float | np.number):
-            return float(value)
-        encoded, bad = self.encode(pd.Series([value], dtype="object"))
-        if bad[0]:
-            raise ValueError(
-                f"attribute {self.column!r}: expected {self.expected} (found {value!r})"
-            )
-        return float(encoded[0])
-
-    @property
-    def expected(self) -> str:
-        return {
-            AttributeKind.NUMERIC: "a number or true/false",
-            AttributeKind.DATETIME: "an ISO-8601 date or timestamp",
-            AttributeKind.CATEGORICAL: "a category value",
-        }[self.kind]
-
-    @classmethod
-    def infer(cls, column: str, values: pd.Series, max_categories: int) -> AttributeColumn | None:
-        """The encoding a column's values call for; None when the column is entirely empty."""
-        present = values.dropna()
-        if present.empty:
-            logger.warning("customer attribute %r is empty everywhere: not used", column)
-            return None
-        if pd.api.types.is_datetime64_any_dtype(values):
-            return cls(column, AttributeKind.DATETIME)
-        if _to_number(present).notna().all():
-            return cls(column, AttributeKind.NUMERIC)
-        text = present.astype(str)
-        if text.str.match(_ISO_DATE).all():
-            parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
-            if parsed.notna().all():
-                return cls(column, AttributeKind.DATETIME)
-        counts = text.value_counts(sort=False)
-        if len(counts) > max_categories:
-            logger.warning(
-                "customer attribute %r has %d distinct values: keeping the %d most frequent, "
-                "the others encode as unseen (%d)",
-                column, len(counts), max_categories, int(UNSEEN_CATEGORY),
-            )
-            # Ties broken by value so the same data always gives the same vocabulary.
-            ranked = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
-            return cls(column, AttributeKind.CATEGORICAL,
-                       tuple(sorted(str(value) for value, _ in ranked[:max_categories])))
-        return cls(column, AttributeKind.CATEGORICAL, tuple(sorted(str(v) for v in counts.index)))
 
 
 def _channel_features() -> Iterator[FeatureDefinition]:
@@ -259,7 +152,7 @@ def base_definitions(message_ids: Sequence[str] = ()) -> tuple[FeatureDefinition
     ]
     for event, label in (("page_views", "page views"), ("product_views", "product views"),
                          ("carts", "add_to_cart events"), ("purchases", "purchases")):
-        out += [FeatureDefinition(f"{event}_{d}d", c, f"Number of {label} in the last {d} days.",
+        out += [FeatureDefinition(f"{event}_{d}d", c, f"Number of {label} in the last {d} day(s).",
                                   g.FREQUENCY) for d in FREQUENCY_DAYS]
     out.append(FeatureDefinition("purchases_total", c, "Number of purchases ever.", g.FREQUENCY))
     out += [FeatureDefinition(f"purchase_value_{d}d", f, f"Purchase value in the last {d} days.",
@@ -317,8 +210,8 @@ def base_definitions(message_ids: Sequence[str] = ()) -> tuple[FeatureDefinition
                           g.PROFILE),
     ]
     out += [FeatureDefinition(f"consent_live_{ch}", flag,
-                              f"1 if the profile consents to {ch} and no {ch} unsubscribe "
-                              "happened before the as-of time.", g.PROFILE) for ch in CHANNELS]
+                              f"1 if the profile consents to {ch} and there was no unsubscribe "
+                              f"on {ch} before the as-of time.", g.PROFILE) for ch in CHANNELS]
     return tuple(out)
 
 

@@ -20,6 +20,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from features.attributes import AttributeKind
 from features.contract import CHANNELS, ENGAGEMENT_EVENT_TYPES, Col
 from features.customers import CustomerTable
 from features.definitions import (
@@ -34,12 +35,11 @@ from features.definitions import (
     PRESSURE_DAYS,
     RATE_PRIOR_WEIGHT,
     SUPPORT_DAYS,
-    AttributeKind,
     FeatureSpec,
     live_consent_name,
 )
 from features.eventlog import EVENT_CODE, NS_PER_DAY, NS_PER_HOUR, EventLog, ts_to_ns
-from features.io import DataValidationError, Problem
+from features.io import DataValidationError, Journeys, Problem
 from features.kernel import SortedGroups, from_micros
 from features.scan import (
     LIFETIME,
@@ -335,4 +335,24 @@ def build_feature_frame(
     codes, as_of = resolve_queries(log, queries)
     matrix = compute_features(log, table, spec, codes, as_of)
     return pd.DataFrame(matrix, index=queries.index, columns=list(spec.names))
+
+
+def snapshot_features(
+    journeys: Journeys, as_of: Sequence[pd.Timestamp] = (), spec: FeatureSpec | None = None
+) -> pd.DataFrame:
+    """Features of every customer at each as-of time (default: just after the last event),
+    with ``customer_id`` and ``as_of`` first. ``spec`` defaults to one learned from the
+    journeys' customers and catalog."""
+    if spec is None:
+        message_ids = [str(m) for m in journeys.catalog[Col.MESSAGE_ID]]
+        spec = FeatureSpec.from_customers(journeys.customers, message_ids)
+    times = list(as_of)
+    if not times:
+        latest = journeys.events[Col.TS].max() if len(journeys.events) else pd.Timestamp.now("UTC")
+        times = [pd.Timestamp(latest) + pd.Timedelta(1, "ns")]
+    ids = journeys.customers[Col.CUSTOMER_ID].astype(str).tolist()
+    queries = pd.DataFrame({Col.CUSTOMER_ID: ids * len(times),
+                            AS_OF: [t for t in times for _ in ids]})
+    frame = build_feature_frame(journeys.events, journeys.customers, spec, queries)
+    return pd.concat([queries, frame], axis=1)
 

@@ -188,6 +188,48 @@ def lift(
         Console().print(lift_table(report))
 
 
+
+@app.command("features")
+def features_command(
+    data: Annotated[Path, typer.Option("--data", help="Folder with the four tables.")],
+    out: Annotated[Path, typer.Option("--out", help="File to write: .parquet or .csv.")],
+    as_of: Annotated[
+        list[str] | None,
+        typer.Option("--as-of", help="As-of time, ISO 8601 (repeatable). Default: just after "
+                     "the last event."),
+    ] = None,
+) -> None:
+    """Point-in-time features of every customer at each as-of time (docs/features.md)."""
+    import pandas as pd
+
+    from features.io import DataValidationError, load_journeys
+    from features.pointintime import snapshot_features
+
+    times = []
+    for text in as_of or []:
+        try:
+            stamp = pd.Timestamp(text)
+        except ValueError as exc:
+            typer.secho(f"--as-of: expected an ISO-8601 time such as 2024-05-01T00:00Z, got "
+                        f"{text!r}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2) from exc
+        times.append(stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp)
+    if out.suffix not in (".parquet", ".csv"):
+        typer.secho(f"--out: expected a .parquet or .csv file, got {out}", fg=typer.colors.RED,
+                    err=True)
+        raise typer.Exit(code=2)
+    try:
+        frame = snapshot_features(load_journeys(data), times)
+    except DataValidationError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_parquet(out, index=False)
+    typer.echo(f"{out}: {len(frame)} rows, {frame.shape[1] - 2} features")
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
