@@ -71,7 +71,7 @@ class TableConversion:
         base_from_features: bool = False,
     ) -> None:
         self.base = base
-        self.lift = np.broadcast_to(np.asarray(lift, dtype=float), (len(MESSAGE_IDS),))
+        self.lift = np.asarray(lift, dtype=float)  # a scalar applies to any catalog
         self.channel_lift = np.zeros(len(CHANNELS)) if channel_lift is None else np.asarray(
             channel_lift, dtype=float
         )
@@ -87,10 +87,8 @@ class TableConversion:
         base = features[:, 0] if self.base_from_features else np.full(len(message), self.base)
         act = message >= 0
         p = base.astype(float).copy()
-        p[act] += (
-            self.lift[message[act]] + self.channel_lift[channel[act]]
-            + self.hour_lift[local_hour[act]]
-        )
+        lift = self.lift if self.lift.ndim == 0 else self.lift[message[act]]
+        p[act] += lift + self.channel_lift[channel[act]] + self.hour_lift[local_hour[act]]
         return np.clip(p, 0.0, 1.0)
 
 
