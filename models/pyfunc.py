@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Final
@@ -161,6 +162,25 @@ class NextbestPyfunc(PythonModel):  # type: ignore[misc]
         return score_frame(self.task, self.estimator_, pd.DataFrame(model_input))
 
 
+class _DropPickleWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "CloudPickle" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_pickle_warning() -> Iterator[None]:
+    """MLflow warns on every Python model that it is pickled. ``NextbestPyfunc`` is pickled by
+    reference to this installed module (a few bytes, no code), so the warning would alarm on
+    every run without informing; everything else MLflow says still shows."""
+    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
+    drop = _DropPickleWarning()
+    pyfunc_logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        pyfunc_logger.removeFilter(drop)
+
+
 def _pinned_requirements() -> list[str]:
     pins = []
     for package in _RUNTIME_PACKAGES:
@@ -191,15 +211,16 @@ def log_pyfunc_model(
         # hint about integer inputs with missing values does not apply.
         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
         signature = infer_signature(example, score_frame(task, estimator, example))
-    return mlflow.pyfunc.log_model(
-        name=MODEL_NAME,
+    with _quiet_pickle_warning():
+        return mlflow.pyfunc.log_model(
+            name=MODEL_NAME,
         python_model=NextbestPyfunc(task),
-        artifacts={ESTIMATOR_ARTIFACT: str(estimator_path)},
-        signature=signature,
-        input_example=example,
-        registered_model_name=registered_model_name,
-        pip_requirements=_pinned_requirements(),
-    )
+            artifacts={ESTIMATOR_ARTIFACT: str(estimator_path)},
+            signature=signature,
+            input_example=example,
+            registered_model_name=registered_model_name,
+            pip_requirements=_pinned_requirements(),
+        )
 
 
 def load_estimator(client: MlflowClient, model_name: str, version: str | int) -> Any:

@@ -211,7 +211,7 @@ def _existing_version(client: MlflowClient, model_name: str, version: str) -> Mo
             versions = []
         if not versions:
             raise PromotionError(f"no registered model named {model_name!r}") from exc
-        known = ", ".join(sorted((v.version for v in versions), key=int))
+        known = ", ".join(str(v) for v in sorted(int(v.version) for v in versions))
         raise PromotionError(
             f"{model_name} has no version {version} (versions: {known})"
         ) from exc

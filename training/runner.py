@@ -29,28 +29,15 @@ class CommandError(Exception):
     """A problem the user can fix; ``str(error)`` says what and where."""
 
 
-class _DropMlflowNoise(logging.Filter):
-    """MLflow warns on every logged Python model that it is pickled. nextbest's wrapper class
-    is pickled by reference to the installed ``models.pyfunc`` module, so the warning only
-    alarms without informing; everything else MLflow says still shows."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "CloudPickle" not in record.getMessage()
-
-
 @contextmanager
 def quiet_mlflow() -> Iterator[None]:
     """Keep MLflow's own INFO chatter out of the progress display for the command's duration."""
     mlflow_logger = logging.getLogger("mlflow")
-    noise = _DropMlflowNoise()
     previous = mlflow_logger.level
     mlflow_logger.setLevel(logging.WARNING)
-    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
-    pyfunc_logger.addFilter(noise)
     try:
         yield
     finally:
-        pyfunc_logger.removeFilter(noise)
         mlflow_logger.setLevel(previous)
 
 
