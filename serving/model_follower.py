@@ -274,10 +274,14 @@ def registry_follower(
     loaded from ``artifacts/estimator.joblib``)."""
     from models.registry import alias_version, load_estimator, registry_client
 
-    client = registry_client(tracking_uri)
+    clients: list[Any] = []
 
     def resolve(task: str) -> str | None:
-        return alias_version(client, task, alias)
+        # Built on first use, so a registry that cannot be reached at start is reported by
+        # /ready (and retried at every poll) instead of keeping the service from starting.
+        if not clients:
+            clients.append(registry_client(tracking_uri))
+        return alias_version(clients[0], task, alias)
 
     def load(task: str, version: str) -> Any:
         return load_estimator(task, version, tracking_uri=tracking_uri)

@@ -114,4 +114,3 @@ def _supervise(options: dict[str, Any], workers: int) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return exit_code
-
