@@ -247,8 +247,10 @@ def serve(
 
     from pydantic import ValidationError
 
+    from features.io import DataValidationError
     from serving.server import serve as run_server
     from serving.settings import Settings
+    from serving.stores import StoreError
 
     if data is not None:
         os.environ["NEXTBEST_DATA_DIR"] = str(data.resolve())  # read by every worker process
@@ -260,7 +262,12 @@ def serve(
         )
         typer.secho(f"invalid NEXTBEST_* settings: {problems}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from exc
-    raise typer.Exit(code=run_server(host, port, workers))
+    try:
+        code = run_server(host, port, workers)
+    except (DataValidationError, StoreError) as exc:
+        typer.secho(f"cannot start: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+    raise typer.Exit(code=code)
 
 
 if __name__ == "__main__":
