@@ -17,6 +17,10 @@ import socket
 import time
 from typing import Any
 
+from serving.seed import seed_store
+from serving.settings import Settings, get_settings
+from serving.stores import open_store
+
 logger = logging.getLogger(__name__)
 
 APP = "serving.app:create_app"
@@ -53,15 +57,38 @@ def _reuseport_socket(host: str, port: int) -> socket.socket:
 def _worker(options: dict[str, Any]) -> None:
     import uvicorn
 
+    # A spawned process starts without the parent's logging setup.
+    logging.basicConfig(
+        level=str(options["log_level"]).upper(),
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+    )
+
     sock = _reuseport_socket(options["host"], options["port"])
     server = uvicorn.Server(uvicorn.Config(**options))
     server.run(sockets=[sock])
 
 
+def prepare_store(settings: Settings) -> None:
+    """Create the store and seed it once, before any worker starts, so that workers find it
+    ready and bad seed data is reported as a clear error instead of a failed startup.
+
+    Raises ``features.io.DataValidationError`` or ``serving.stores.StoreError``.
+    """
+    store = open_store(settings.resolved_store_url())
+    store.open()
+    try:
+        if settings.data_dir is not None:
+            seed_store(store, settings.data_dir)
+    finally:
+        store.close()
+
+
 def serve(host: str, port: int, workers: int = 1, log_level: str = "info") -> int:
-    """Serve until interrupted; returns the exit code."""
+    """Serve until interrupted; returns the exit code. Settings come from the environment
+    (each worker process reads them)."""
     import uvicorn
 
+    prepare_store(get_settings())
     options = uvicorn_options(host, port, log_level)
     if workers <= 1:
         uvicorn.run(**options)
