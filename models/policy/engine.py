@@ -378,6 +378,8 @@ class DecisionEngine:
 
     @staticmethod
     def _stack(arrays: list[np.ndarray], field: str) -> np.ndarray:
+        if len(arrays) == 1:
+            return np.ascontiguousarray(arrays[0], dtype=np.float64)  # no copy if already so
         widths = {a.shape[1] for a in arrays}
         if len(widths) > 1:
             raise DecisionInputError(
