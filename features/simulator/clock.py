@@ -32,7 +32,7 @@ def _zone_year(zone: str, year: int) -> tuple[np.ndarray, np.ndarray]:
     local = grid.tz_convert(zone).tz_localize(None)
     offsets = (local - grid.tz_localize(None)).total_seconds().to_numpy()
     starts = np.concatenate([[0], np.flatnonzero(np.diff(offsets)) + 1])
-    return grid.asi8[starts] // NS_PER_SECOND, offsets[starts]
+    return grid.as_unit("ns").asi8[starts] // NS_PER_SECOND, offsets[starts]
 
 
 class _ZoneTable:
@@ -41,11 +41,10 @@ class _ZoneTable:
     def __init__(self, zone: str, seconds: np.ndarray) -> None:
         finite = seconds[np.isfinite(seconds)]
         low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 0.0)
-        years = range(_year(low - _MAX_OFFSET - SECONDS_PER_DAY),
-                      _year(high + _MAX_OFFSET + SECONDS_PER_DAY) + 1)
-        parts = [_zone_year(zone, y) for y in years]
-        self.starts = np.concatenate([p[0] for p in parts]).astype(np.float64)
-        self.offsets = np.concatenate([p[1] for p in parts])
+        self.starts, self.offsets = _zone_years(
+            zone, _year(low - _MAX_OFFSET - SECONDS_PER_DAY),
+            _year(high + _MAX_OFFSET + SECONDS_PER_DAY),
+        )
 
     def segment(self, seconds: np.ndarray) -> np.ndarray:
         return np.maximum(np.searchsorted(self.starts, seconds, side="right") - 1, 0)
@@ -64,6 +63,13 @@ class _ZoneTable:
         gap_end = self.starts[self.segment(early)]
         return np.where(early_ok & late_ok, np.minimum(early, late),
                         np.where(early_ok, early, np.where(late_ok, late, gap_end)))
+
+
+@lru_cache(maxsize=256)
+def _zone_years(zone: str, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+    parts = [_zone_year(zone, year) for year in range(first, last + 1)]
+    return (np.concatenate([p[0] for p in parts]).astype(np.float64),
+            np.concatenate([p[1] for p in parts]))
 
 
 def _year(seconds: float) -> int:

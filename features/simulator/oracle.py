@@ -135,6 +135,17 @@ class Oracle:
             timezone=self._timezone[customer],
         )
 
+    def timezones(self, states: pd.DataFrame) -> np.ndarray:
+        """Each row's IANA timezone."""
+        return self._timezone[self.rows(states).customer]
+
+    def send_times(self, states: pd.DataFrame, send_hour: int | np.ndarray) -> pd.DatetimeIndex:
+        """``send_at`` of a send at local ``send_hour`` decided at each row's ``ts``, scheduled
+        as the simulator does (the first such hour at least ``min_send_delay_hours`` later)."""
+        rows = self.rows(states)
+        hours = np.broadcast_to(np.asarray(send_hour), (len(states),))
+        return schedule_send_at(rows.ts, rows.timezone, hours, self.config.min_send_delay_hours)
+
     def expected_outcome(
         self,
         states: pd.DataFrame,

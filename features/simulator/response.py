@@ -22,7 +22,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from features.contract import CHANNELS, Objective
+from features.contract import CHANNELS, STAGES, Objective
 from features.simulator.catalog import CATEGORIES, CatalogArrays
 from features.simulator.config import SimulationConfig
 from features.simulator.policy import fit_matrix
@@ -127,7 +127,7 @@ class ResponseModel:
         self.config, self.catalog, self.traits = config, catalog, traits
         r = config.response
         self._fit = fit_matrix(config)
-        self._stage_logit = np.array([r.stage_logit[s] for s in r.stage_logit])
+        self._stage_logit = np.array([r.stage_logit[s] for s in STAGES])
         self._open_logit = np.array([r.open_logit[c] for c in CHANNELS])
         self._click_logit = np.array([r.click_logit[c] for c in CHANNELS])
         objective = catalog.objective
