@@ -7,8 +7,8 @@ One store holds the customer profiles, the message catalog, every journey event 
 connection pool instead of per-thread connections).
 
 Events are kept as integer codes (``EVENT_TYPES`` / ``CHANNELS`` order, and the store's own
-message dictionary) so that reading one customer's history is a single indexed range scan that
-lands directly in numpy arrays for ``features.eventlog.EventLog.from_arrays``.
+message dictionary) so that one customer's history lands directly in numpy arrays for
+``features.eventlog.EventLog.from_arrays``, without per-event Python work on the request path.
 """
 
 from __future__ import annotations

@@ -6,6 +6,12 @@ concurrent writers from several uvicorn processes wait instead of failing. Write
 acknowledges (events, outcomes, profiles, deletions) commit with ``synchronous=FULL`` so they
 survive a power loss; decision-log writes use ``NORMAL`` (durable across a process crash) to keep
 an fsync off the recommend path.
+
+Besides the ``events`` table (the record of every event, unique by ``event_id``), each customer
+has one ``histories`` row: the time-sorted event codes packed as a numpy structured array,
+updated in the same transaction as the insert. The recommend path reads that single row and
+views it as arrays, which costs the same ~tens of microseconds for 50 or 2,000 events (reading
+2,000 rows through sqlite3 took ~200x longer here).
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ from serving.stores.base import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: Bound parameters per statement (SQLite's limit is 32,766 since 3.32).
+_SQL_VARIABLES = 900
 #: Event message codes are int16 in ``features.eventlog.EventLog``.
 MAX_MESSAGE_CODES = int(np.iinfo(np.int16).max)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -85,6 +93,10 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (customer_id, ts_ns, event_id)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
+CREATE TABLE IF NOT EXISTS histories (
+    customer_id TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS decisions (
     decision_id TEXT PRIMARY KEY,
     customer_id TEXT NOT NULL,
@@ -118,6 +130,17 @@ def to_ns(ts: datetime) -> int:
 
 def from_ns(ns: int) -> datetime:
     return _EPOCH + timedelta(microseconds=ns // 1_000)
+
+
+def _first_occurrences(events: Sequence[EventRecord], known: set[str]) -> list[EventRecord]:
+    """Events whose id is neither stored nor repeated earlier in the batch."""
+    seen = set(known)
+    new = []
+    for event in events:
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            new.append(event)
+    return new
 
 
 def _dumps(value: Any) -> str:
@@ -203,7 +226,7 @@ class SQLiteStore(Store):
                 [("schema_version", SCHEMA_VERSION), *_VOCABULARY.items()],
             )
             return
-        for key, expected in _VOCABULARY.items():
+        for key, expected in {"schema_version": SCHEMA_VERSION, **_VOCABULARY}.items():
             if stored.get(key) != expected:
                 raise StoreError(
                     f"the store at {self.path} was written with {key} {stored.get(key)!r}, this "
@@ -321,7 +344,10 @@ class SQLiteStore(Store):
         if not events:
             return AppendResult(accepted=0, duplicates=0)
         with self._write() as tx:
-            self._ensure_message_codes(tx, (e.message_id for e in events if e.message_id))
+            # The write lock is held from here on, so no other process can insert the same
+            # event_id between this check and the insert.
+            new = _first_occurrences(events, self._known_event_ids(tx, events))
+            self._ensure_message_codes(tx, (e.message_id for e in new if e.message_id))
             codes = self._message_codes
             rows = [
                 (
@@ -335,31 +361,61 @@ class SQLiteStore(Store):
                     e.decision_id,
                     None if e.properties is None else _dumps(dict(e.properties)),
                 )
-                for e in events
+                for e in new
             ]
-            before = tx.total_changes
-            tx.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            accepted = tx.total_changes - before
-        return AppendResult(accepted=accepted, duplicates=len(rows) - accepted)
+            tx.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._extend_histories(tx, rows)
+        return AppendResult(accepted=len(rows), duplicates=len(events) - len(rows))
+
+    @staticmethod
+    def _known_event_ids(conn: sqlite3.Connection, events: Sequence[EventRecord]) -> set[str]:
+        ids = list({e.event_id for e in events})
+        known: set[str] = set()
+        for i in range(0, len(ids), _SQL_VARIABLES):
+            chunk = ids[i : i + _SQL_VARIABLES]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT event_id FROM events WHERE event_id IN ({marks})"
+            known.update(r[0] for r in conn.execute(query, chunk))
+        return known
+
+    @staticmethod
+    def _extend_histories(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Merge new events into each customer's packed, time-sorted history."""
+        by_customer: dict[str, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            by_customer.setdefault(row[0], []).append((row[1], row[3], row[4], row[5], row[6]))
+        for customer_id, added in by_customer.items():
+            found = conn.execute(
+                "SELECT data FROM histories WHERE customer_id = ?", (customer_id,)
+            ).fetchone()
+            fresh = np.array(added, dtype=_EVENT_ROW)
+            merged = (
+                fresh
+                if found is None
+                else np.concatenate([np.frombuffer(found[0], dtype=_EVENT_ROW), fresh])
+            )
+            merged = merged[np.argsort(merged["ts_ns"], kind="stable")]
+            conn.execute(
+                "INSERT OR REPLACE INTO histories (customer_id, data) VALUES (?, ?)",
+                (customer_id, merged.tobytes()),
+            )
 
     def customer_events(self, customer_id: str) -> EventArrays:
-        cursor = self._conn.execute(
-            "SELECT ts_ns, event_type, channel, message, value FROM events "
-            "WHERE customer_id = ? ORDER BY ts_ns",
-            (customer_id,),
-        )
-        rows = np.fromiter(cursor, dtype=_EVENT_ROW)
+        """One indexed row: the packed history, viewed as arrays without per-event work."""
+        found = self._conn.execute(
+            "SELECT data FROM histories WHERE customer_id = ?", (customer_id,)
+        ).fetchone()
+        rows = np.frombuffer(found[0], dtype=_EVENT_ROW) if found else np.empty(0, _EVENT_ROW)
         if rows.size and int(rows["message"].max()) >= len(self._message_tuple):
             # Another process added messages since this one last looked.
             self._load_message_codes()
-        message_ids = self._message_tuple
         return EventArrays(
             ts_ns=rows["ts_ns"].copy(),
             event_type=rows["event_type"].copy(),
             channel=rows["channel"].copy(),
             message=rows["message"].copy(),
             value=rows["value"].copy(),
-            message_ids=message_ids,
+            message_ids=self._message_tuple,
         )
 
     # -- decisions and outcomes --------------------------------------------------------------------
@@ -452,6 +508,7 @@ class SQLiteStore(Store):
                 events = tx.execute(
                     "DELETE FROM events WHERE customer_id = ?", (customer_id,)
                 ).rowcount
+                tx.execute("DELETE FROM histories WHERE customer_id = ?", (customer_id,))
                 customers = tx.execute(
                     "DELETE FROM customers WHERE customer_id = ?", (customer_id,)
                 ).rowcount

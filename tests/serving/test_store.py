@@ -117,6 +117,14 @@ def test_customer_events_come_back_as_sorted_coded_arrays(store):
     assert len(store.customer_events("nobody")) == 0
 
 
+def test_a_late_arriving_older_event_is_merged_in_time_order(store):
+    store.append_events([_event("b", minutes=10), _event("c", minutes=20)])
+    store.append_events([_event("a", minutes=-5), _event("d", minutes=15)])
+    arrays = store.customer_events("c1")
+    minutes = (arrays.ts_ns - arrays.ts_ns[0]) // (60 * 10**9)
+    assert minutes.tolist() == [0, 15, 20, 25]
+
+
 def test_profiles_round_trip_and_unknown_customer_is_none(store):
     profile = CustomerProfile(
         "c1",
