@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -70,3 +71,9 @@ def test_invalid_seed_data_names_file_row_and_column(tmp_path):
     with pytest.raises(DataValidationError, match=r"customers.csv, row 2, column 'timezone'"):
         seed_store(store, data)
     store.close()
+
+
+def test_the_serving_docs_list_every_setting():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "serving.md").read_text()
+    missing = [n for n in Settings.model_fields if f"`NEXTBEST_{n.upper()}`" not in docs]
+    assert missing == []
