@@ -36,9 +36,11 @@ START_ROW: Final = 1
 class SortedGroups:
     """Times sorted by (group, time), group ``g`` occupying ``offsets[g]:offsets[g+1]``.
 
-    The search key packs the group into the high bits and the time, relative to the earliest
-    one and shifted right just enough to fit, into the low bits. When the shift is 0 the key is
-    exact; otherwise events sharing a coarse key with the query are stepped over afterwards.
+    The search key packs the group into the high bits and the time into the low bits: relative
+    to one before the earliest event, so every event's is at least 1, and shifted right just
+    enough to fit. Query times are clipped into [earliest - 1, latest + 1], which keeps a query
+    outside the events' range below or above all of its group's keys. When the shift is 0 the
+    key is exact; otherwise events sharing a coarse key with the query are stepped over.
     """
 
     ts_ns: np.ndarray
@@ -55,7 +57,7 @@ class SortedGroups:
         time_bits = 62 - n_groups.bit_length()
         if ts_ns.size == 0:
             return cls(ts_ns, offsets, np.empty(0, np.int64), 0, 0, 0, time_bits)
-        t0, t1 = int(ts_ns.min()), int(ts_ns.max())
+        t0, t1 = int(ts_ns.min()) - 1, int(ts_ns.max()) + 1
         span = t1 - t0
         if span >= _MAX_SPAN:
             raise ValueError("event timestamps span more than 146 years; check the ts column")
@@ -71,21 +73,13 @@ class SortedGroups:
         times = np.asarray(times, dtype=np.int64)
         if self.ts_ns.size == 0:
             return np.asarray(self.offsets[groups], dtype=np.int64)
-        t1 = self.t0 + self.span
-        rel = (np.minimum(np.maximum(times, self.t0), t1) - self.t0) >> self.shift
+        rel = (np.minimum(np.maximum(times, self.t0), self.t0 + self.span) - self.t0) >> self.shift
         query = (groups << self.time_bits) | rel
         if self.shift == 0:
             # Exact key: events equal to the query key are at the query time itself.
-            pos = np.searchsorted(self.key, query, side="right" if inclusive else "left")
-        else:
-            pos = np.searchsorted(self.key, query, side="left")
-            self._step_over_ties(pos, groups, times, inclusive)
-        # Clipped queries: every event of the group is before (after) them.
-        after_all, before_all = times > t1, times < self.t0
-        if after_all.any():
-            pos[after_all] = self.offsets[groups[after_all] + 1]
-        if before_all.any():
-            pos[before_all] = self.offsets[groups[before_all]]
+            return np.searchsorted(self.key, query, side="right" if inclusive else "left")
+        pos = np.searchsorted(self.key, query, side="left")
+        self._step_over_ties(pos, groups, times, inclusive)
         return pos
 
     def _step_over_ties(
@@ -252,32 +246,35 @@ def scan(
         cum = np.empty((block.hi - block.lo, n_events + 1), dtype=np.int32)
         cum[:, 0] = 0
         plan.fill_one_hot(keys, block.lo, block.hi, cum[:, 1:])
-        members = np.nonzero(cum[block.last_rows, 1:])[1] if block.last_rows.size else None
+        # Flat positions (row * n_events + event) of the located categories' members.
+        members = np.flatnonzero(cum[block.last_rows, 1:]) if block.last_rows.size else None
         np.cumsum(cum[:, 1:], axis=1, out=cum[:, 1:])
         gathered = cum[block.gather_rows, bounds[block.gather_bounds]]  # (pairs, n_queries)
         if block.count_out.size:
             counts[block.count_out] = gathered[block.count_end_at] - gathered[block.count_start_at]
         if members is not None:
             last[block.last_out] = _last_members(
-                members, cum[block.last_rows, -1], gathered[block.last_end_at],
+                members, n_events, cum[block.last_rows, -1], gathered[block.last_end_at],
                 gathered[block.last_start_at])
     return ScanResult(counts, last)
 
 
 def _last_members(
-    members: np.ndarray, totals: np.ndarray, before_end: np.ndarray, before_start: np.ndarray
+    members: np.ndarray, n_events: int, totals: np.ndarray, before_end: np.ndarray,
+    before_start: np.ndarray,
 ) -> np.ndarray:
     """Position of the last member before each query's end, -1 if none since its start.
 
-    ``members`` are the member positions of each row in turn (``totals`` per row); the last
-    member before ``end`` is member number ``cum[end]`` of its row, so it is read from there
-    instead of from a running maximum over all events.
+    ``members`` holds ``row * n_events + position`` of each row's members in turn (``totals``
+    per row); the last member before ``end`` is member number ``cum[end]`` of its row, so it is
+    read from there instead of from a running maximum over all events.
     """
     if members.size == 0:
         return np.full(before_end.shape, -1, dtype=np.int64)
-    row_first = np.zeros(totals.shape[0], dtype=np.int64)
-    np.cumsum(totals[:-1], out=row_first[1:])
-    found = members[np.maximum(row_first[:, None] + before_end - 1, 0)]
+    row_first = np.zeros((totals.shape[0], 1), dtype=np.int64)
+    np.cumsum(totals[:-1], out=row_first[1:, 0])
+    found = members[np.maximum(row_first + before_end - 1, 0)]
+    found -= np.arange(0, totals.shape[0] * n_events, max(n_events, 1), dtype=np.int64)[:, None]
     return np.where(before_end > before_start, found, -1)
 
 

@@ -249,7 +249,7 @@ class Queries:
         times = np.empty((1 + len(WINDOWS_NS), n), dtype=np.int64)
         times[0] = as_of
         np.subtract(as_of[None, :], _WINDOWS, out=times[1:])
-        found = groups.positions(np.broadcast_to(codes, times.shape).reshape(-1), times.reshape(-1))
+        found = groups.positions(np.concatenate([codes] * times.shape[0]), times.reshape(-1))
         bounds = np.empty((2 + len(WINDOWS_NS), n), dtype=np.int64)
         bounds[END] = found[:n]
         bounds[LIFETIME] = log.offsets[codes]
