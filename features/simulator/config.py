@@ -129,7 +129,7 @@ class ResponseParams(_Frozen):
     click_responsiveness: float = 0.5
     click_negative: float = 0.8
     #: Logit of unsubscribing from the channel after one send, and its drivers.
-    unsubscribe_logit: float = -6.0
+    unsubscribe_logit: float = -6.4
     unsubscribe_fatigue: float = 0.3
     unsubscribe_affinity: float = 1.0
     #: Negative responders: added to the unsubscribe logit, and to the log churn hazard
