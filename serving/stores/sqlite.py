@@ -21,14 +21,14 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import orjson
 
-from features.contract import CHANNELS, EVENT_TYPES, Channel
+from features.contract import Channel
 from serving.stores.base import (
     AppendResult,
     CustomerProfile,
@@ -42,109 +42,22 @@ from serving.stores.base import (
     StoreError,
     UnknownDecisionError,
 )
+from serving.stores.sqlite_schema import (
+    CHANNEL_CODE,
+    EVENT_CODE,
+    EVENT_ROW,
+    MAX_MESSAGE_CODES,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SQL_VARIABLES,
+    VOCABULARY,
+    dumps,
+    first_occurrences,
+    from_ns,
+    to_ns,
+)
 
 logger = logging.getLogger(__name__)
-
-SCHEMA_VERSION = "2"
-#: Bound parameters per statement (SQLite's limit is 32,766 since 3.32).
-_SQL_VARIABLES = 900
-#: Event message codes are int16 in ``features.eventlog.EventLog``.
-MAX_MESSAGE_CODES = int(np.iinfo(np.int16).max)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EVENT_CODE = {e: i for i, e in enumerate(EVENT_TYPES)}
-_CHANNEL_CODE = {c: i for i, c in enumerate(CHANNELS)}
-_EVENT_ROW = np.dtype(
-    [("ts_ns", "i8"), ("event_type", "i2"), ("channel", "i2"), ("message", "i2"), ("value", "f8")]
-)
-#: The integer codes stored for events are only meaningful with this vocabulary.
-_VOCABULARY = {
-    "event_types": "|".join(e.value for e in EVENT_TYPES),
-    "channels": "|".join(c.value for c in CHANNELS),
-}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS customers (
-    customer_id TEXT PRIMARY KEY,
-    timezone TEXT NOT NULL,
-    signup_ns INTEGER NOT NULL,
-    consents TEXT NOT NULL,
-    attributes TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS catalog (
-    position INTEGER PRIMARY KEY,
-    message_id TEXT NOT NULL UNIQUE,
-    record TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS messages (
-    code INTEGER PRIMARY KEY,
-    message_id TEXT NOT NULL UNIQUE
-);
-CREATE TABLE IF NOT EXISTS events (
-    customer_id TEXT NOT NULL,
-    ts_ns INTEGER NOT NULL,
-    event_id TEXT NOT NULL,
-    event_type INTEGER NOT NULL,
-    channel INTEGER NOT NULL,
-    message INTEGER NOT NULL,
-    value REAL NOT NULL,
-    decision_id TEXT,
-    properties TEXT,
-    PRIMARY KEY (customer_id, ts_ns, event_id)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
-CREATE TABLE IF NOT EXISTS histories (
-    customer_id TEXT PRIMARY KEY,
-    data BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS decisions (
-    decision_id TEXT PRIMARY KEY,
-    customer_id TEXT NOT NULL,
-    ts_ns INTEGER NOT NULL,
-    message_id TEXT,
-    channel TEXT,
-    send_at_ns INTEGER,
-    propensity REAL NOT NULL,
-    policy TEXT NOT NULL,
-    campaign TEXT,
-    record TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS decisions_customer_ts ON decisions (customer_id, ts_ns);
-CREATE TABLE IF NOT EXISTS outcomes (
-    decision_id TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    ts_ns INTEGER NOT NULL,
-    revenue REAL NOT NULL,
-    received_ns INTEGER NOT NULL,
-    PRIMARY KEY (decision_id, outcome, ts_ns)
-);
-"""
-
-
-def to_ns(ts: datetime) -> int:
-    """Exact UTC nanoseconds of an aware datetime (naive ones are taken as UTC)."""
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return (ts - _EPOCH) // timedelta(microseconds=1) * 1_000
-
-
-def from_ns(ns: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=ns // 1_000)
-
-
-def _first_occurrences(events: Sequence[EventRecord], known: set[str]) -> list[EventRecord]:
-    """Events whose id is neither stored nor repeated earlier in the batch."""
-    seen = set(known)
-    new = []
-    for event in events:
-        if event.event_id not in seen:
-            seen.add(event.event_id)
-            new.append(event)
-    return new
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
 
 
 class SQLiteStore(Store):
@@ -210,7 +123,7 @@ class SQLiteStore(Store):
             if str(mode).lower() != "wal":
                 logger.warning("SQLite store %s runs in %s mode, not WAL", self.path, mode)
             with self._write() as tx:
-                for statement in filter(str.strip, _SCHEMA.split(";")):
+                for statement in filter(str.strip, SCHEMA.split(";")):
                     tx.execute(statement)
                 self._check_vocabulary(tx)
         except sqlite3.Error as exc:
@@ -223,10 +136,10 @@ class SQLiteStore(Store):
         if "schema_version" not in stored:
             conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("schema_version", SCHEMA_VERSION), *_VOCABULARY.items()],
+                [("schema_version", SCHEMA_VERSION), *VOCABULARY.items()],
             )
             return
-        for key, expected in {"schema_version": SCHEMA_VERSION, **_VOCABULARY}.items():
+        for key, expected in {"schema_version": SCHEMA_VERSION, **VOCABULARY}.items():
             if stored.get(key) != expected:
                 raise StoreError(
                     f"the store at {self.path} was written with {key} {stored.get(key)!r}, this "
@@ -264,8 +177,8 @@ class SQLiteStore(Store):
                 p.customer_id,
                 p.timezone,
                 to_ns(p.signup_ts),
-                _dumps({str(k): bool(v) for k, v in p.consents.items()}),
-                _dumps(dict(p.attributes)),
+                dumps({str(k): bool(v) for k, v in p.consents.items()}),
+                dumps(dict(p.attributes)),
             )
             for p in profiles
         ]
@@ -294,7 +207,7 @@ class SQLiteStore(Store):
             tx.execute("DELETE FROM catalog")
             tx.executemany(
                 "INSERT INTO catalog (position, message_id, record) VALUES (?, ?, ?)",
-                [(i, str(r["message_id"]), _dumps(dict(r))) for i, r in enumerate(records)],
+                [(i, str(r["message_id"]), dumps(dict(r))) for i, r in enumerate(records)],
             )
             self._ensure_message_codes(tx, [str(r["message_id"]) for r in records])
 
@@ -346,7 +259,7 @@ class SQLiteStore(Store):
         with self._write() as tx:
             # The write lock is held from here on, so no other process can insert the same
             # event_id between this check and the insert.
-            new = _first_occurrences(events, self._known_event_ids(tx, events))
+            new = first_occurrences(events, self._known_event_ids(tx, events))
             self._ensure_message_codes(tx, (e.message_id for e in new if e.message_id))
             codes = self._message_codes
             rows = [
@@ -354,12 +267,12 @@ class SQLiteStore(Store):
                     e.customer_id,
                     to_ns(e.ts),
                     e.event_id,
-                    _EVENT_CODE[e.event_type],
-                    -1 if e.channel is None else _CHANNEL_CODE[e.channel],
+                    EVENT_CODE[e.event_type],
+                    -1 if e.channel is None else CHANNEL_CODE[e.channel],
                     -1 if e.message_id is None else codes[e.message_id],
                     float(e.value),
                     e.decision_id,
-                    None if e.properties is None else _dumps(dict(e.properties)),
+                    None if e.properties is None else dumps(dict(e.properties)),
                 )
                 for e in new
             ]
@@ -371,8 +284,8 @@ class SQLiteStore(Store):
     def _known_event_ids(conn: sqlite3.Connection, events: Sequence[EventRecord]) -> set[str]:
         ids = list({e.event_id for e in events})
         known: set[str] = set()
-        for i in range(0, len(ids), _SQL_VARIABLES):
-            chunk = ids[i : i + _SQL_VARIABLES]
+        for i in range(0, len(ids), SQL_VARIABLES):
+            chunk = ids[i : i + SQL_VARIABLES]
             marks = ",".join("?" * len(chunk))
             query = f"SELECT event_id FROM events WHERE event_id IN ({marks})"
             known.update(r[0] for r in conn.execute(query, chunk))
@@ -388,11 +301,11 @@ class SQLiteStore(Store):
             found = conn.execute(
                 "SELECT data FROM histories WHERE customer_id = ?", (customer_id,)
             ).fetchone()
-            fresh = np.array(added, dtype=_EVENT_ROW)
+            fresh = np.array(added, dtype=EVENT_ROW)
             merged = (
                 fresh
                 if found is None
-                else np.concatenate([np.frombuffer(found[0], dtype=_EVENT_ROW), fresh])
+                else np.concatenate([np.frombuffer(found[0], dtype=EVENT_ROW), fresh])
             )
             merged = merged[np.argsort(merged["ts_ns"], kind="stable")]
             conn.execute(
@@ -405,7 +318,7 @@ class SQLiteStore(Store):
         found = self._conn.execute(
             "SELECT data FROM histories WHERE customer_id = ?", (customer_id,)
         ).fetchone()
-        rows = np.frombuffer(found[0], dtype=_EVENT_ROW) if found else np.empty(0, _EVENT_ROW)
+        rows = np.frombuffer(found[0], dtype=EVENT_ROW) if found else np.empty(0, EVENT_ROW)
         if rows.size and int(rows["message"].max()) >= len(self._message_tuple):
             # Another process added messages since this one last looked.
             self._load_message_codes()
@@ -432,7 +345,7 @@ class SQLiteStore(Store):
                 float(d.propensity),
                 d.policy,
                 d.campaign,
-                _dumps(dict(d.record)),
+                dumps(dict(d.record)),
             )
             for d in entries
         ]
