@@ -95,26 +95,31 @@ def test_profile_counts_only_engagement_in_the_lookback() -> None:
 def test_stage_rule() -> None:
     old, recent = {Col.SIGNUP_TS: ts(-300)}, {Col.SIGNUP_TS: ts(-3)}
     cases: list[tuple[Stage, dict[str, Any], list[tuple[Any, ...]]]] = [
-        (Stage.NEW, recent, [("x", ts(-1), E.PAGE_VIEW, "web", None, 0)]),
-        (Stage.CARTED, recent, [("x", ts(0, -2), E.ADD_TO_CART, "web", None, 20.0)]),
-        (Stage.BROWSING, old, [("x", ts(0, -80), E.ADD_TO_CART, "web", None, 20.0)]),
-        (Stage.BROWSING, old, [("x", ts(0, -3), E.ADD_TO_CART, "web", None, 20.0),
-                               ("x", ts(0, -2), E.CHECKOUT, "web", None, 0)]),
-        (Stage.CUSTOMER, old, [("x", ts(-50), E.PURCHASE, "web", None, 30.0),
-                               ("x", ts(-2), E.PAGE_VIEW, "web", None, 0)]),
-        (Stage.LAPSING, old, [("x", ts(-40), E.PURCHASE, "web", None, 30.0)]),
-        (Stage.CHURNED, old, [("x", ts(-70), E.MESSAGE_CLICK, "email", "welcome", 0),
-                              ("x", ts(-1), E.MESSAGE_DELIVERED, "email", "welcome", 0)]),
+        (Stage.NEW, recent, [(ts(-1), E.PAGE_VIEW, "web", None, 0)]),
+        (Stage.CARTED, recent, [(ts(0, -2), E.ADD_TO_CART, "web", None, 20.0)]),
+        (Stage.BROWSING, old, [(ts(0, -80), E.ADD_TO_CART, "web", None, 20.0)]),  # cart expired
+        (Stage.BROWSING, old, [(ts(0, -3), E.ADD_TO_CART, "web", None, 20.0),
+                               (ts(0, -2), E.CHECKOUT, "web", None, 0)]),
+        (Stage.CUSTOMER, old, [(ts(-50), E.PURCHASE, "web", None, 30.0),
+                               (ts(-2), E.PAGE_VIEW, "web", None, 0)]),
+        (Stage.LAPSING, old, [(ts(-40), E.PURCHASE, "web", None, 30.0)]),
+        (Stage.CHURNED, old, [(ts(-70), E.MESSAGE_CLICK, "email", "welcome", 0),
+                              (ts(-1), E.MESSAGE_DELIVERED, "email", "welcome", 0)]),
         (Stage.LAPSING, {Col.SIGNUP_TS: ts(-45)}, []),  # signed up, never seen since
     ]
-    for expected, profile, rows in cases:
-        customers = customers_frame([{Col.CUSTOMER_ID: "x", **profile}])
-        table = CustomerTable.from_frame(customers, FeatureSpec())
-        log = EventLog.from_frame(events_frame(rows), MESSAGES, customer_ids=["x"])
-        stage = derive_stage(log, table, np.array([0]), np.array([NOW.value]))
-        assert STAGES[stage[0]] is expected, (expected, rows)
-        assert features_at(rows, customers=[{Col.CUSTOMER_ID: "x", **profile}])[
-            "stage"].iloc[0] == STAGES.index(expected)
+    ids = [f"x{i}" for i in range(len(cases))]
+    customers = customers_frame([{Col.CUSTOMER_ID: c, **profile}
+                                 for c, (_, profile, _) in zip(ids, cases, strict=True)])
+    events = events_frame([(c, *row) for c, (_, _, rows) in zip(ids, cases, strict=True)
+                           for row in rows])
+    table = CustomerTable.from_frame(customers, FeatureSpec())
+    log = EventLog.from_frame(events, MESSAGES, customer_ids=ids)
+    codes = np.arange(len(ids))
+    stages = derive_stage(log, table, codes, np.full(len(ids), NOW.value))
+    assert [STAGES[s] for s in stages] == [expected for expected, _, _ in cases]
+    frame = build_feature_frame(events, customers, FeatureSpec(), pd.DataFrame(
+        {Col.CUSTOMER_ID: ids, AS_OF: [NOW] * len(ids)}))
+    assert frame["stage"].tolist() == stages.tolist()
 
 
 def test_open_cart_value_counts_carts_since_the_last_checkout_within_72_hours() -> None:
