@@ -7,6 +7,7 @@ cells still as ``a|b`` strings. Cross-table rules (unknown customer, unknown mes
 
 from __future__ import annotations
 
+from typing import Final
 from zoneinfo import available_timezones
 
 import pandas as pd
@@ -26,7 +27,7 @@ from features.contract import (
 )
 
 #: Every timestamp in nextbest is timezone-aware UTC at nanosecond resolution.
-TS_DTYPE = "datetime64[ns, UTC]"
+TS_DTYPE: Final = "datetime64[ns, UTC]"
 
 _TIMEZONES = frozenset(available_timezones())
 _CHANNEL_VALUES = frozenset(c.value for c in CHANNELS)
