@@ -141,6 +141,13 @@ def simulate(config: SimulationConfig | None = None, progress: bool = True) -> S
     for day in days:
         _step(world, day)
     simulation = _finish(world, catalog, latent)
+    if simulation.journeys.decisions.empty:
+        logger.warning(
+            "no decision window of %d h fits in %d days: nothing was logged (a decision point "
+            "comes every %d h; simulate at least %d days)", config.attribution_hours, config.days,
+            config.decision_interval_hours,
+            -(-(config.decision_interval_hours + config.attribution_hours) // 24),
+        )
     logger.info(
         "simulated %d customers x %d days in %.1fs: %d events, %d decisions",
         config.n_customers, config.days, time.perf_counter() - began,

@@ -115,7 +115,9 @@ class EventBuffer:
         columns = {name: values[order] for name, values in columns.items()}
         n = len(order)
         decision = columns["decision"]
-        decision_codes = np.where(decision >= 0, decision_rank[np.maximum(decision, 0)], -1)
+        decision_codes = np.full(n, -1, dtype=np.int64)
+        linked = decision >= 0
+        decision_codes[linked] = decision_rank[decision[linked]]
         decision_mask = decision_codes < 0
         frame = pd.DataFrame(
             {

@@ -103,6 +103,11 @@ class GroundTruth:
     decision_states: pd.DataFrame
     config: SimulationConfig
 
+    @property
+    def params(self) -> dict[str, object]:
+        """The global parameters as plain JSON-ready values (what ``params.json`` holds)."""
+        return self.config.model_dump(mode="json")
+
 
 @dataclass
 class Simulation:
@@ -124,7 +129,7 @@ def write_simulation(sim: Simulation, out_dir: Path | str, fmt: str = "parquet")
     params = out / TRUTH_DIR / PARAMS_FILE
     handle, staging = tempfile.mkstemp(prefix=".params.", dir=params.parent)
     with os.fdopen(handle, "w") as stream:
-        json.dump(sim.truth.config.model_dump(mode="json"), stream, indent=2, sort_keys=True)
+        json.dump(sim.truth.params, stream, indent=2, sort_keys=True)
     os.replace(staging, params)
     logger.info("wrote simulation (%s) with ground truth to %s", fmt, out)
     return out

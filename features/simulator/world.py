@@ -14,7 +14,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from features.contract import CHANNELS, STAGES, Col
+from features.contract import STAGES, Col
 from features.simulator.catalog import CatalogArrays
 from features.simulator.clock import SECONDS_PER_DAY, SECONDS_PER_HOUR, to_timestamps
 from features.simulator.config import SimulationConfig
@@ -51,8 +51,7 @@ class Snapshot:
     @classmethod
     def concat(cls, parts: list[Snapshot], n_channels: int, n_messages: int) -> Snapshot:
         if not parts:
-            empty = cls.empty(n_channels, n_messages)
-            return empty
+            return cls.empty(n_channels, n_messages)
         return cls(**{k: np.concatenate([vars(p)[k] for p in parts]) for k in vars(parts[0])})
 
     @classmethod
@@ -231,5 +230,3 @@ class World:
         window = (sends < t[:, None]) & (sends >= (t - days * SECONDS_PER_DAY)[:, None])
         return np.asarray(window.any(axis=1))
 
-
-__all__ = ["CHANNELS", "DecisionLog", "Snapshot", "World", "states_frame"]
