@@ -107,7 +107,7 @@ class PolicyComparison:
 def _check_rows(values: np.ndarray, ok: np.ndarray, message: str) -> None:
     bad = np.flatnonzero(~ok)
     if bad.size:
-        shown = ", ".join(f"index {i} ({values[i]!r})" for i in bad[:5])
+        shown = ", ".join(f"index {i} ({values[i].item()!r})" for i in bad[:5])
         more = f" and {bad.size - 5} more" if bad.size > 5 else ""
         raise ValueError(f"{message}: {shown}{more}")
 
