@@ -172,3 +172,29 @@ def test_features_ignore_events_at_or_after_as_of(
     ]
     for without, with_future in zip(results[0], results[1], strict=True):
         np.testing.assert_array_equal(without, with_future)
+
+
+def test_memory_budgets_do_not_change_results(
+    customers: pd.DataFrame, spec: FeatureSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Big inputs are processed in category blocks and row chunks; tiny budgets force those
+    splits here, and the answers must not move."""
+    import features.pointintime as pointintime
+    import features.scan as scan_module
+    from features.kernel import scan
+
+    rng = np.random.default_rng(8)
+    log = _log(events_frame(random_event_rows(rng, IDS, 500), validate=False))
+    table = CustomerTable.from_frame(customers, spec)
+    codes = rng.integers(0, 4, 40)
+    as_of = pd.DatetimeIndex([ts(float(d)) for d in rng.uniform(-90, 30, 40)]).as_unit("ns").asi8
+    whole = (compute_features(log, table, spec, codes, as_of),
+             hour_profile(log, table, codes, as_of))
+    monkeypatch.setattr(scan_module, "scan",
+                        lambda *args, **kwargs: scan(*args, **kwargs, cell_budget=300))
+    monkeypatch.setattr(pointintime, "_ASSEMBLY_ROWS", 7)
+    monkeypatch.setattr(pointintime, "_PROFILE_CHUNK", 50)
+    split = (compute_features(log, table, spec, codes, as_of),
+             hour_profile(log, table, codes, as_of))
+    for a, b in zip(whole, split, strict=True):
+        np.testing.assert_array_equal(a, b)
