@@ -152,6 +152,70 @@ def promote(
 
 
 @app.command()
+def evaluate(
+    data: Annotated[
+        Path, typer.Option("--data", help="Folder with the four tables (+ truth/ if simulated).")
+    ],
+    models_alias: Annotated[
+        str, typer.Option("--models-alias", help="Registry alias of the models to evaluate.")
+    ] = "champion",
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or "
+                     "sqlite:///mlflow.db)."),
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", min=10, help="Bootstrap resamples of the intervals.")
+    ] = 1000,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Evaluate decisions from this ISO-8601 time (default: "
+                     "after the models' training window)."),
+    ] = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option("--policy", help="Policy to estimate off-policy (repeatable): nextbest, "
+                     "no_contact, journeys, random, logging_policy, oracle. Default: all."),
+    ] = None,
+    log_run: Annotated[
+        bool, typer.Option("--log/--no-log", help="Log the report to MLflow (nextbest-evaluation).")
+    ] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON on stdout.")
+    ] = False,
+) -> None:
+    """Value of the policy's decisions: oracle (simulated data), off-policy estimates, lift."""
+    import pandas as pd
+    from rich.console import Console
+
+    from training.evaluation.command import run_evaluate
+    from training.evaluation.report import print_report, report_json
+    from training.runner import CommandError
+
+    start = None
+    if since is not None:
+        try:
+            stamp = pd.Timestamp(since)
+        except ValueError as exc:
+            typer.secho(f"--since: expected an ISO-8601 time such as 2024-03-01T00:00Z, got "
+                        f"{since!r}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2) from exc
+        start = (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).to_pydatetime()
+    try:
+        report, run_id = run_evaluate(data, models_alias, tracking_uri, bootstrap, start, log_run,
+                                      tuple(policy) if policy else None)
+    except CommandError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+    if as_json:
+        typer.echo(report_json(report))
+    else:
+        print_report(report, Console())
+        if run_id is not None:
+            typer.echo(f"MLflow run {run_id} (experiment nextbest-evaluation)")
+
+
+@app.command()
 def lift(
     decisions: Annotated[
         Path,

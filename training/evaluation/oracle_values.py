@@ -180,16 +180,29 @@ class OracleValues:
 
     # ------------------------------------------------------------------ values
 
-    def value(self, name: str, actions: PolicyActions) -> PolicyValue:
-        """True expected value of one action per row (outside-the-set actions: no_action)."""
+    def row_values(self, actions: PolicyActions) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Per-row true expectations of each metric (outside-the-set actions: no_action), and
+        the mask of rows whose action was outside the candidate set."""
         inside, outside = self.restrict(actions)
         local = np.full(len(self), -1, dtype=np.int64)
         for h, hours in self._local.items():
             pick = inside.hour == h
             local[pick] = hours[pick]
         outcome = self.oracle.model.evaluate(self.rows_, inside.message, inside.channel, local)
-        return _value(name, outcome[Outcome.P_CONVERSION], outcome[Outcome.EXPECTED_REVENUE],
-                      outcome[Outcome.COST], inside.sends, int(outside.sum()))
+        revenue = outcome[Outcome.EXPECTED_REVENUE]
+        return {
+            CONVERSIONS: outcome[Outcome.P_CONVERSION],
+            REVENUE: revenue,
+            NET_VALUE: revenue - outcome[Outcome.COST],
+            "send": inside.sends.astype(np.float64),
+            "cost": outcome[Outcome.COST],
+        }, outside
+
+    def value(self, name: str, actions: PolicyActions) -> PolicyValue:
+        """True expected value of one action per row (outside-the-set actions: no_action)."""
+        rows, outside = self.row_values(actions)
+        return _value(name, rows[CONVERSIONS], rows[REVENUE], rows["cost"], rows["send"] > 0,
+                      int(outside.sum()))
 
     def _score(self, p: np.ndarray, revenue: np.ndarray, cost: np.ndarray) -> np.ndarray:
         if self.objective == CONVERSIONS:
