@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from training.hillstrom_commands import benchmark_app, hillstrom_app
+
 app = typer.Typer(
     name="nextbest",
     help="Next-best-action for customer journeys: simulate, train, evaluate, serve.",
@@ -332,6 +334,10 @@ def serve(
         typer.secho(f"cannot start: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from exc
     raise typer.Exit(code=code)
+
+
+app.add_typer(hillstrom_app, name="hillstrom")
+app.add_typer(benchmark_app, name="benchmark")
 
 
 if __name__ == "__main__":
