@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from features.attributes import AttributeKind
-from features.contract import CHANNELS, ENGAGEMENT_EVENT_TYPES, Col
+from features.contract import CHANNELS, Col
 from features.customers import CustomerTable
 from features.definitions import (
     ACTIVITY_PROFILE_DAYS,
@@ -42,6 +42,7 @@ from features.eventlog import EVENT_CODE, NS_PER_DAY, NS_PER_HOUR, EventLog, ts_
 from features.io import DataValidationError, Journeys, Problem
 from features.kernel import SortedGroups, from_micros
 from features.scan import (
+    IS_ENGAGEMENT,
     LIFETIME,
     EventScan,
     Queries,
@@ -255,9 +256,8 @@ def hour_profile(
                             np.concatenate([as_of[order] - days * NS_PER_DAY, as_of[order]]))
     start, end = np.empty_like(codes), np.empty_like(codes)
     start[order], end[order] = both[: codes.shape[0]], both[codes.shape[0]:]
-    how = np.full(log.n_events, -1, dtype=np.int64)
-    engagement_codes = [EVENT_CODE[e] for e in ENGAGEMENT_EVENT_TYPES]
-    engaged = np.flatnonzero(np.isin(log.event_type, engagement_codes))
+    how = np.full(log.n_events, -1, dtype=np.int16)  # -1: not an engagement event
+    engaged = np.flatnonzero(IS_ENGAGEMENT[log.event_type])
     how[engaged] = local_hour_of_week(log, customers, engaged)
     out = np.zeros((codes.shape[0], HOURS_PER_WEEK), dtype=np.float64)
     lengths = end - start
@@ -278,7 +278,8 @@ def _profile_chunk(how: np.ndarray, start: np.ndarray, lengths: np.ndarray) -> n
     index = np.arange(total) - np.repeat(first - start, lengths)
     hours = how[index]
     keep = hours >= 0
-    flat = np.bincount(query[keep] * HOURS_PER_WEEK + hours[keep], minlength=n * HOURS_PER_WEEK)
+    flat = np.bincount(query[keep] * HOURS_PER_WEEK + hours[keep].astype(np.int64),
+                       minlength=n * HOURS_PER_WEEK)
     return flat.reshape(n, HOURS_PER_WEEK).astype(np.float64)
 
 
