@@ -125,6 +125,30 @@ def train(
 
 
 @app.command()
+def demo(
+    customers: Annotated[int, typer.Option("--customers", help="Simulated customers.")] = 3_000,
+    days: Annotated[int, typer.Option("--days", help="Simulated days.")] = 60,
+    seed: Annotated[int, typer.Option("--seed", help="Simulation seed.")] = 0,
+    port: Annotated[int, typer.Option("--port", help="Port of the demo service.")] = 8000,
+    serve: Annotated[
+        bool, typer.Option(help="Start the service and send an example request after training.")
+    ] = True,
+) -> None:
+    """Simulate into data/sim, train every model into ./mlflow.db, serve, ask once."""
+    from rich.console import Console
+
+    from training.demo import DemoError, DemoOptions, run_demo
+
+    options = DemoOptions(customers=customers, days=days, seed=seed, port=port, serve=serve)
+    try:
+        code = run_demo(options, Console())
+    except DemoError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from exc
+    raise typer.Exit(code=code)
+
+
+@app.command()
 def promote(
     task: Annotated[str, typer.Argument(help="conversion, churn, channel or sendtime.")],
     version: Annotated[

@@ -168,7 +168,7 @@ def _input_example(task: Task, valid: TaskDataset) -> pd.DataFrame:
     rows = slice(0, _INPUT_EXAMPLE_ROWS)
     example = pd.DataFrame(valid.X[rows], columns=list(valid.feature_names))
     if task is Task.SENDTIME:
-        profile = np.asarray(valid.hour_profile)[rows]  # type: ignore[attr-defined]
+        profile = valid.require_hour_profile()[rows]
         example = pd.concat(
             [example, pd.DataFrame(profile, columns=list(HOUR_PROFILE_COLUMNS))], axis=1
         )
@@ -202,6 +202,7 @@ def train_task(
         dataset = build_dataset(task, journeys, spec, config.dataset)
         train, valid = split_dataset(dataset, config)
         _check_split(task, train, valid, len(dataset.y))
+        del dataset  # the split copies the rows; the full set would only hold memory
     progress.advance(task.value, f"{len(train.y):,} train / {len(valid.y):,} valid rows")
     with _timed(seconds, "fit"):
         estimator = fit_task(task, train, config.models.for_task(task))
@@ -212,7 +213,9 @@ def train_task(
     with _timed(seconds, "evaluate"):
         metrics = {k: float(v) for k, v in evaluate(task, estimator, valid).items()}
         baseline_metrics = {k: float(v) for k, v in evaluate(task, baseline, valid).items()}
-    progress.advance(task.value, f"{metric} {metrics[metric]:.4f}")
+    progress.advance(
+        task.value, f"{metric} {metrics[metric]:.4f} (baseline {baseline_metrics[metric]:.4f})"
+    )
     rows = {"train": int(len(train.y)), "valid": int(len(valid.y))}
     window = {**data_window("train", train.ts_ns), **data_window("valid", valid.ts_ns)}
     with mlflow.start_run(run_name=task.value, nested=mlflow.active_run() is not None) as run:

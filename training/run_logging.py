@@ -150,7 +150,7 @@ def task_figures(task: Task, estimator: Any, baseline: Any, valid: TaskDataset) 
             pair_channels, predicted, [c.value for c in CHANNELS]
         )
     else:
-        profile = np.asarray(valid.hour_profile)[rows]  # type: ignore[attr-defined]
+        profile = valid.require_hour_profile()[rows]
         model_p = score_matrix(task.value, estimator, X, profile)
         baseline_p = score_matrix(task.value, baseline, X, profile)
         figures["hit_rate_by_k.png"] = hit_rate_figure(

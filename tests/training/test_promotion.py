@@ -4,13 +4,18 @@ an alias can still be moved by hand."""
 
 from __future__ import annotations
 
+import math
+import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
 from tests.training.conftest import json_summary, run_cli
+from training.promote import _is_at_least_as_good
 
 MODEL = "nextbest-churn"
 
@@ -107,3 +112,46 @@ def test_promote_errors_name_what_is_wrong(
     assert "nextbest-sendtime" in unknown_model.stderr
     unknown_task = run_cli("promote", "upsell", "--tracking-uri", scratch_tracking_uri)
     assert unknown_task.exit_code == 2 and "unknown task 'upsell'" in unknown_task.stderr
+
+
+def test_gate_refuses_a_champion_it_cannot_score_on_the_same_rows(
+    worse: dict[str, Any], small_simulation_dir: Path, scratch_tracking_uri: str,
+    client: MlflowClient, tmp_path: Path,
+) -> None:
+    """A new customer attribute changes the feature set: the champion cannot be re-scored on
+    the challenger's rows, so the gate keeps it and says why."""
+    data = tmp_path / "with-tier"
+    data.mkdir()
+    for table in ("events", "catalog", "decisions"):
+        shutil.copy(small_simulation_dir / f"{table}.parquet", data)
+    customers = pd.read_parquet(small_simulation_dir / "customers.parquet")
+    customers["tier"] = np.where(np.arange(len(customers)) % 3 == 0, "gold", "silver")
+    customers.to_parquet(data / "customers.parquet")
+    champion_before = str(client.get_registered_model(MODEL).aliases["champion"])
+
+    result = json_summary(run_cli(
+        "train", "churn", "--data", data, "--config", "fast",
+        "--tracking-uri", scratch_tracking_uri, "--json",
+    ))["tasks"]["churn"]
+
+    assert result["promotion"]["promoted"] is False
+    assert "trained on different features" in result["promotion"]["reason"]
+    assert str(client.get_registered_model(MODEL).aliases["champion"]) == champion_before
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "greater_is_better", "tolerance", "promoted"),
+    [
+        (0.80, 0.80, True, 0.0, True),  # a tie keeps the newer model
+        (0.79, 0.80, True, 0.0, False),
+        (0.79, 0.80, True, 0.02, True),
+        (0.31, 0.30, False, 0.0, False),  # log loss: lower is better
+        (0.29, 0.30, False, 0.0, True),
+        (math.nan, 0.30, False, 0.0, False),  # an unmeasurable challenger never wins
+        (0.30, math.nan, False, 0.0, True),
+    ],
+)
+def test_gate_rule(
+    challenger: float, champion: float, greater_is_better: bool, tolerance: float, promoted: bool
+) -> None:
+    assert _is_at_least_as_good(challenger, champion, greater_is_better, tolerance) is promoted
