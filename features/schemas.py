@@ -48,17 +48,26 @@ def _list_of(allowed: frozenset[str], allow_all: bool = False) -> pa.Check:
     return pa.Check(check, element_wise=True, error=f"a '|'-separated list of {expected}")
 
 
+def _is_text(series: pd.Series) -> bool:
+    values = series.dropna()
+    return values.empty or bool(pd.api.types.is_string_dtype(values))
+
+
+#: Text columns accept any string dtype (object, str, arrow strings): pandas versions differ on
+#: which one a reader returns, and an empty column has no inferable dtype at all.
+_TEXT = pa.Check(_is_text, error="text")
+
+
+def _text(*checks: pa.Check, nullable: bool = False, unique: bool = False) -> pa.Column:
+    return pa.Column(None, [_TEXT, *checks], nullable=nullable, unique=unique)
+
+
 def _ts(nullable: bool = False) -> pa.Column:
     return pa.Column(TS_DTYPE, nullable=nullable)
 
 
 def _id(unique: bool = False) -> pa.Column:
-    return pa.Column(
-        str,
-        pa.Check.str_length(min_value=1, error="a non-empty id"),
-        nullable=False,
-        unique=unique,
-    )
+    return _text(pa.Check.str_length(min_value=1, error="a non-empty id"), unique=unique)
 
 
 def events_schema() -> pa.DataFrameSchema:
@@ -67,15 +76,15 @@ def events_schema() -> pa.DataFrameSchema:
             Col.EVENT_ID: _id(unique=True),
             Col.CUSTOMER_ID: _id(),
             Col.TS: _ts(),
-            Col.EVENT_TYPE: pa.Column(
-                str, pa.Check.isin([e.value for e in EVENT_TYPES], error="a known event_type")
+            Col.EVENT_TYPE: _text(
+                pa.Check.isin([e.value for e in EVENT_TYPES], error="a known event_type")
             ),
-            Col.CHANNEL: pa.Column(
-                str, pa.Check.isin(sorted(_CHANNEL_VALUES), error="a known channel"),
+            Col.CHANNEL: _text(
+                pa.Check.isin(sorted(_CHANNEL_VALUES), error="a known channel"),
                 nullable=True,
             ),
-            Col.MESSAGE_ID: pa.Column(str, nullable=True),
-            Col.DECISION_ID: pa.Column(str, nullable=True),
+            Col.MESSAGE_ID: _text(nullable=True),
+            Col.DECISION_ID: _text(nullable=True),
             Col.VALUE: pa.Column(float, pa.Check.ge(0, error="a value >= 0"), nullable=False),
         },
         strict=False,
@@ -86,8 +95,8 @@ def events_schema() -> pa.DataFrameSchema:
 def customers_schema() -> pa.DataFrameSchema:
     columns: dict[str, pa.Column] = {
         Col.CUSTOMER_ID: _id(unique=True),
-        Col.TIMEZONE: pa.Column(
-            str, pa.Check.isin(sorted(_TIMEZONES), error="an IANA timezone such as Europe/Paris")
+        Col.TIMEZONE: _text(
+            pa.Check.isin(sorted(_TIMEZONES), error="an IANA timezone such as Europe/Paris")
         ),
         Col.SIGNUP_TS: _ts(),
     }
@@ -98,13 +107,13 @@ def customers_schema() -> pa.DataFrameSchema:
 def catalog_schema() -> pa.DataFrameSchema:
     columns: dict[str, pa.Column] = {
         Col.MESSAGE_ID: _id(unique=True),
-        Col.OBJECTIVE: pa.Column(
-            str, pa.Check.isin([o.value for o in OBJECTIVES], error="a known objective")
+        Col.OBJECTIVE: _text(
+            pa.Check.isin([o.value for o in OBJECTIVES], error="a known objective")
         ),
-        Col.CATEGORY: pa.Column(str),
-        Col.CHANNELS: pa.Column(str, _list_of(_CHANNEL_VALUES)),
+        Col.CATEGORY: _text(),
+        Col.CHANNELS: _text(_list_of(_CHANNEL_VALUES)),
         Col.VALUE: pa.Column(float, pa.Check.ge(0, error="a value >= 0")),
-        Col.ELIGIBLE_STAGES: pa.Column(str, _list_of(_STAGE_VALUES, allow_all=True)),
+        Col.ELIGIBLE_STAGES: _text(_list_of(_STAGE_VALUES, allow_all=True)),
         Col.REQUIRES_CART: pa.Column(bool),
         Col.COOLDOWN_HOURS: pa.Column(int, pa.Check.ge(0, error="hours >= 0")),
     }
@@ -118,9 +127,9 @@ def decisions_schema() -> pa.DataFrameSchema:
             Col.DECISION_ID: _id(unique=True),
             Col.CUSTOMER_ID: _id(),
             Col.TS: _ts(),
-            Col.MESSAGE_ID: pa.Column(str, nullable=True),
-            Col.CHANNEL: pa.Column(
-                str, pa.Check.isin(sorted(_CHANNEL_VALUES), error="a known channel"),
+            Col.MESSAGE_ID: _text(nullable=True),
+            Col.CHANNEL: _text(
+                pa.Check.isin(sorted(_CHANNEL_VALUES), error="a known channel"),
                 nullable=True,
             ),
             Col.SEND_AT: _ts(nullable=True),
@@ -131,7 +140,7 @@ def decisions_schema() -> pa.DataFrameSchema:
                     pa.Check.le(1, error="a propensity <= 1"),
                 ],
             ),
-            Col.POLICY: pa.Column(str),
+            Col.POLICY: _text(),
         },
         strict=False,
         name=Table.DECISIONS.value,

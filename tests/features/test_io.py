@@ -185,3 +185,8 @@ def test_single_table_load(tmp_path: Path) -> None:
     folder = write_folder(tmp_path)
     frame = load_table(folder / "catalog.csv", Table.CATALOG)
     assert frame[Col.VALUE].tolist() == [20.0, 35.5]
+
+
+def test_empty_decision_log_is_valid(tmp_path: Path) -> None:
+    journeys = load_journeys(write_folder(tmp_path, decisions=DECISIONS.iloc[:0]))
+    assert journeys.decisions.empty
