@@ -10,13 +10,19 @@ line per seed and outcome, to show how much the verdict depends on the folds.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 from rich.console import Console
 
-from training.evaluation.hillstrom_benchmark import LEARNED, BenchmarkConfig, run_benchmark
-from training.evaluation.hillstrom_report import REFERENCE_UPLIFT_AT_30, tables
-from training.hillstrom import ARMS, MENS, OUTCOMES, read_hillstrom
+# Run as a script, benchmarks/ comes first on sys.path and its features.py would shadow the
+# package of that name: put the repository root first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from training.evaluation.hillstrom_benchmark import LEARNED, BenchmarkConfig, run_benchmark  # noqa: E402
+from training.evaluation.hillstrom_report import REFERENCE_UPLIFT_AT_30, tables  # noqa: E402
+from training.hillstrom import ARMS, MENS, OUTCOMES, read_hillstrom  # noqa: E402
 
 
 def main() -> None:

@@ -7,11 +7,17 @@ Usage: .venv/bin/python benchmarks/ope.py [--rows 100000] [--actions 10] [--boot
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from training.evaluation.ope import DR, IPS, SNIPS, LoggedDecisions, evaluate_policies
+# Run as a script, benchmarks/ comes first on sys.path and its features.py would shadow the
+# package of that name: put the repository root first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from training.evaluation.ope import DR, IPS, SNIPS, LoggedDecisions, evaluate_policies  # noqa: E402
 
 TARGET_SECONDS = 60.0
 
