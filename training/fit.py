@@ -43,11 +43,11 @@ class TaskConfig(BaseModel):
 
     n_estimators: int = Field(default=300, ge=1, description="Maximum number of boosting rounds.")
     num_leaves: int = Field(default=31, ge=2, description="Leaves per tree.")
-    learning_rate: float = Field(default=0.05, gt=0.0, le=1.0, description="Shrinkage per round.")
+    learning_rate: float = Field(default=0.1, gt=0.0, le=1.0, description="Shrinkage per round.")
     min_child_samples: int = Field(default=50, ge=1, description="Minimum rows in a leaf.")
     subsample: float = Field(default=0.8, gt=0.0, le=1.0, description="Row share bagged per round.")
     colsample_bytree: float = Field(
-        default=0.8, gt=0.0, le=1.0, description="Feature share per tree."
+        default=0.5, gt=0.0, le=1.0, description="Feature share per tree."
     )
     reg_lambda: float = Field(default=1.0, ge=0.0, description="L2 regularisation of leaf values.")
     early_stopping_rounds: int | None = Field(
@@ -69,7 +69,7 @@ class TaskConfig(BaseModel):
         default=2, ge=1, description="Training threads (scoring one customer uses 1)."
     )
     negative_hours: int = Field(
-        default=24, ge=1, le=167,
+        default=12, ge=1, le=167,
         description="Send time only: hours without engagement sampled per training row.",
     )
     random_state: int = Field(default=0, ge=0, description="Seed of LightGBM and of every sample.")
@@ -79,9 +79,32 @@ class TaskConfig(BaseModel):
         return self.model_dump(exclude={"negative_hours"})
 
 
+#: Where a task learns best with other settings than the common defaults. They apply to the
+#: settings a configuration leaves unset: churn labels drift with the length of history seen, so
+#: smaller, more regularised trees generalise better to the later window.
+TASK_DEFAULTS: Final[dict[Task, dict[str, Any]]] = {
+    Task.CONVERSION: {},
+    Task.CHURN: {"num_leaves": 15, "min_child_samples": 300, "learning_rate": 0.05},
+    Task.CHANNEL: {},
+    Task.SENDTIME: {},
+}
+
+
+def effective_task_config(task: Task | str, config: TaskConfig) -> TaskConfig:
+    """``config`` with the task's defaults (:data:`TASK_DEFAULTS`) in the settings it left
+    unset: what ``fit_task`` actually trains with (log this one)."""
+    overrides = {
+        name: value for name, value in TASK_DEFAULTS[Task(task)].items()
+        if name not in config.model_fields_set
+    }
+    return config.model_copy(update=overrides) if overrides else config
+
+
 def fit_task(task: Task | str, train: TaskDataset, config: TaskConfig) -> Any:
-    """A fitted model for ``task`` on the training rows ``train``."""
+    """A fitted model for ``task`` on the training rows ``train`` (with the task's defaults for
+    unset settings, see :func:`effective_task_config`)."""
     task = Task(task)
+    config = effective_task_config(task, config)
     params = config.estimator_params()
     common: dict[str, Any] = {
         "ts_ns": train.ts_ns, "feature_names": train.feature_names, "spec": train.spec,
