@@ -150,6 +150,7 @@ class ScanPlan:
     count_index: dict[tuple[str, int], int] = field(init=False)
     last_index: dict[str, int] = field(init=False)
     _blocks: dict[int, list[_Block]] = field(init=False)
+    _rows: dict[tuple[object, ...], np.ndarray] = field(init=False)
 
     def __post_init__(self) -> None:
         ordered = sorted(self.categories, key=lambda c: list(self.family_sizes).index(c.family))
@@ -171,6 +172,22 @@ class ScanPlan:
         object.__setattr__(self, "count_index", {k: i for i, k in enumerate(counts)})
         object.__setattr__(self, "last_index", {k: i for i, k in enumerate(lasts)})
         object.__setattr__(self, "_blocks", {})
+        object.__setattr__(self, "_rows", {})
+
+    def count_rows(self, names: tuple[str, ...], window: int) -> np.ndarray:
+        """Rows of ``ScanResult.counts`` of ``names`` in ``window`` (cached: serving asks for
+        the same rows on every request)."""
+        key = ("count", window, *names)
+        if key not in self._rows:
+            self._rows[key] = np.array([self.count_index[(n, window)] for n in names], np.intp)
+        return self._rows[key]
+
+    def last_rows(self, names: tuple[str, ...]) -> np.ndarray:
+        """Rows of ``ScanResult.last`` of ``names`` (cached)."""
+        key = ("last", *names)
+        if key not in self._rows:
+            self._rows[key] = np.array([self.last_index[n] for n in names], np.intp)
+        return self._rows[key]
 
     def blocks(self, size: int) -> list[_Block]:
         """The categories cut into blocks of ``size``, with their index arrays (cached)."""

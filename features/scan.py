@@ -45,7 +45,6 @@ from features.kernel import (
     SortedGroups,
     scan,
     to_micros,
-    window_sums,
 )
 from features.timezones import HOURS_PER_WEEK, hour_of_week, local_ns
 
@@ -263,6 +262,7 @@ _VALUE_ROWS[0, EVENT_CODE[EventType.PURCHASE]] = True
 _VALUE_ROWS[1, EVENT_CODE[EventType.ADD_TO_CART]] = True
 #: Rows of ``EventScan.purchase_value``.
 PURCHASE_VALUE_WINDOWS: Final = (*(window(d) for d in MONETARY_DAYS), LIFETIME)
+_PURCHASE_BOUNDS: Final = np.array([END, *PURCHASE_VALUE_WINDOWS])
 
 
 @dataclass(frozen=True)
@@ -301,8 +301,9 @@ class EventScan:
         # Purchase and cart values as prefix sums: window totals by subtraction.
         money = np.zeros((2, log.n_events + 1), dtype=np.int64)
         np.cumsum(_VALUE_ROWS[:, log.event_type] * to_micros(log.value), axis=1, out=money[:, 1:])
-        purchase = window_sums(money[0], queries.bounds, PURCHASE_VALUE_WINDOWS)
-        last = result.last[[plan.last_index["cart"], plan.last_index["cart_close"]]]
+        at_bounds = money[0, queries.bounds[_PURCHASE_BOUNDS]]
+        purchase = at_bounds[0] - at_bounds[1:]
+        last = result.last[plan.last_rows(("cart", "cart_close"))]
         cart_window = queries.bounds[CART_WINDOW]
         open_cart = (last[0] >= cart_window) & (last[1] < last[0])
         since = np.maximum(last[1] + 1, cart_window)
@@ -312,13 +313,13 @@ class EventScan:
     def count(self, name: str, row: int) -> np.ndarray:
         return self.result.counts[self.plan.count_index[(name, row)]]
 
-    def counts(self, names: Sequence[str], row: int) -> np.ndarray:
+    def counts(self, names: tuple[str, ...], row: int) -> np.ndarray:
         """(len(names), n) counts of categories in the window of bounds row ``row``."""
-        return self.result.counts[[self.plan.count_index[(n, row)] for n in names]]
+        return self.result.counts[self.plan.count_rows(names, row)]
 
-    def last(self, names: Sequence[str]) -> np.ndarray:
+    def last(self, names: tuple[str, ...]) -> np.ndarray:
         """(len(names), n) global index of each category's last event before as-of; -1 none."""
-        return self.result.last[[self.plan.last_index[n] for n in names]]
+        return self.result.last[self.plan.last_rows(names)]
 
     def event_ts(self, last: np.ndarray) -> np.ndarray:
         """Timestamps of events at positions ``last`` (meaningless where ``last`` is -1)."""

@@ -68,7 +68,7 @@ class JourneyState:
         return [STAGES[int(code)] for code in self.stage]
 
 
-_UNSUBSCRIBES: Final = [f"unsubscribe_{c}" for c in CHANNELS]
+_UNSUBSCRIBES: Final = tuple(f"unsubscribe_{c}" for c in CHANNELS)
 
 
 def journey_state(
@@ -78,20 +78,19 @@ def journey_state(
     ``state_plan``'s categories."""
     queries = scan.queries
     as_of, codes = queries.as_of[rows], queries.codes[rows]
-    last_activity, last_purchase = scan.last(["activity", "purchase"])[:, rows]
+    last_activity, last_purchase = scan.last(("activity", "purchase"))[:, rows]
     signup = customers.signup_ns[codes]
-    seen = np.where(last_activity >= 0, np.maximum(scan.event_ts(last_activity), signup), signup)
+    # Seen: the later of the last activity and signup (an event-free log has no positions).
+    activity_ts = scan.event_ts(last_activity)
+    seen = np.where(last_activity >= 0, np.maximum(activity_ts, signup), signup)
+    days_since_seen = (as_of - seen) / NS_PER_DAY
     tenure = (as_of - signup) / NS_PER_DAY
+    days_since_purchase = scan.elapsed_ns(last_purchase, as_of) / NS_PER_DAY
     open_cart = scan.open_cart[rows]
-    stage = stage_codes(
-        (as_of - seen) / NS_PER_DAY,
-        tenure,
-        scan.count("purchase", LIFETIME)[rows],
-        scan.elapsed_ns(last_purchase, as_of) / NS_PER_DAY,
-        open_cart,
-    )
-    unsubscribed = scan.counts(_UNSUBSCRIBES, LIFETIME)[:, rows] > 0
-    consent = customers.consent[codes].T & ~unsubscribed
+    stage = stage_codes(days_since_seen, tenure, scan.count("purchase", LIFETIME)[rows],
+                        days_since_purchase, open_cart)
+    unsubscribed = scan.counts(_UNSUBSCRIBES, LIFETIME)[:, rows]
+    consent = customers.consent[codes].T & (unsubscribed == 0)
     return JourneyState(stage, open_cart, from_micros(scan.cart_value[rows]), consent, tenure)
 
 
