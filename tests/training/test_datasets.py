@@ -17,7 +17,9 @@ from features.contract import (
     Col,
     EventType,
 )
+from features.eventlog import ts_to_ns
 from features.io import Journeys
+from features.outcomes import OutcomeCol, attribute_outcomes
 from models.conversion import ACTION_COLUMNS
 from tests.training import small_world
 from training.datasets import (
@@ -126,6 +128,13 @@ def test_conversion_rows_carry_the_action_and_a_purchase_label() -> None:
         assert dataset.y[row] == float((after[Col.EVENT_TYPE] == EventType.PURCHASE).any())
     assert dataset.propensity is not None
     assert ((dataset.propensity > 0) & (dataset.propensity <= 1)).all()
+    # the same label as the outcome attribution of the decision log, for every row
+    outcomes = attribute_outcomes(world.decisions, world.events, hours)
+    outcomes.index = pd.MultiIndex.from_arrays([world.decisions[Col.CUSTOMER_ID],
+                                                ts_to_ns(world.decisions[Col.TS])])
+    rows = pd.MultiIndex.from_arrays([dataset.customer_ids.astype(str), dataset.ts_ns])
+    converted = outcomes[OutcomeCol.CONVERTED].reindex(rows).to_numpy(dtype=float)
+    assert np.array_equal(dataset.y, converted)
 
 
 def _truncated(journeys: Journeys, cutoff: pd.Timestamp) -> Journeys:
