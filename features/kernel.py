@@ -62,7 +62,8 @@ class SortedGroups:
         if span >= _MAX_SPAN:
             raise ValueError("event timestamps span more than 146 years; check the ts column")
         shift = max(0, span.bit_length() - time_bits)
-        key = (group.astype(np.int64) << time_bits) | ((ts_ns - t0) >> shift)
+        rel = ts_ns - t0
+        key = (group.astype(np.int64) << time_bits) | (rel >> shift if shift else rel)
         return cls(ts_ns, offsets, key, t0, span, shift, time_bits)
 
     def positions(
@@ -73,8 +74,8 @@ class SortedGroups:
         times = np.asarray(times, dtype=np.int64)
         if self.ts_ns.size == 0:
             return np.asarray(self.offsets[groups], dtype=np.int64)
-        rel = (np.minimum(np.maximum(times, self.t0), self.t0 + self.span) - self.t0) >> self.shift
-        query = (groups << self.time_bits) | rel
+        rel = np.minimum(np.maximum(times, self.t0), self.t0 + self.span) - self.t0
+        query = (groups << self.time_bits) | (rel >> self.shift if self.shift else rel)
         if self.shift == 0:
             # Exact key: events equal to the query key are at the query time itself.
             return np.searchsorted(self.key, query, side="right" if inclusive else "left")

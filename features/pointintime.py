@@ -208,8 +208,7 @@ def _assemble(
     values = from_micros(scan.purchase_value[:, rows])
     block[layout.value_cols] = values
     orders = counts[layout.orders_row, rows]
-    block[layout.avg_order_col] = np.divide(values[-2], orders, out=np.full(orders.shape, np.nan),
-                                            where=orders > 0)
+    block[layout.avg_order_col] = values[-2] / np.where(orders > 0, orders, np.nan)
 
     delivered, opened, clicked = counts[layout.response_rows, rows].reshape(3, len(CHANNELS), -1)
     trials = delivered + RATE_PRIOR_WEIGHT
@@ -219,8 +218,7 @@ def _assemble(
     parts = counts[layout.part_rows, rows]
     total = parts[:-1].sum(axis=0)
     block[layout.engagements_col] = total
-    block[layout.share_cols] = np.divide(parts, total, out=np.full(parts.shape, np.nan),
-                                         where=total > 0)
+    block[layout.share_cols] = parts / np.where(total > 0, total, np.nan)
 
     state = journey_state(scan, customers, rows)
     block[layout.stage_col] = state.stage
