@@ -15,16 +15,16 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from features.contract import Col
+from serving.decision import default_decider
 from serving.errors import BodySizeLimitMiddleware, install_error_handlers, route_methods
 from serving.metrics import LatencyMiddleware, ServingMetrics
-from serving.model_follower import ModelFollower, ModelSet, registry_follower
-from serving.recommender import (
-    DecisionFactory,
-    Recommender,
-    default_decision_factory,
-    load_catalog,
+from serving.model_follower import (
+    ModelFollower,
+    ModelSet,
+    protocol_smoke_check,
+    registry_follower,
 )
+from serving.recommender import DeciderFactory, Recommender, load_catalog
 from serving.routers import admin, customers, events, feedback, health, recommend
 from serving.security import KeyRing
 from serving.seed import seed_store
@@ -43,7 +43,7 @@ class Overrides:
 
     store: Store | None = None
     follower: ModelFollower | None = None
-    decision_factory: DecisionFactory | None = None
+    decider_factory: DeciderFactory | None = None
 
 
 def _follow_with_metrics(follower: ModelFollower, metrics: ServingMetrics) -> None:
@@ -68,21 +68,24 @@ def _lifespan(
         store.open()
         if settings.data_dir is not None:
             seed_store(store, settings.data_dir)
-        catalog = load_catalog(store)
-        message_ids = list(catalog[Col.MESSAGE_ID]) if len(catalog) else []
-        factory = overrides.decision_factory or default_decision_factory
-        decide = factory(catalog, settings)
-        follower = overrides.follower or registry_follower(
-            settings.resolved_tracking_uri(),
-            settings.model_alias,
-            settings.poll_interval_seconds,
-        )
+        factory = overrides.decider_factory or default_decider
+        decider = factory(load_catalog(store), settings)
+        follower = overrides.follower
+        if follower is None:
+            # The decider's check is the real one: it decides for a fixed customer with the
+            # candidate models, so a set that cannot serve this catalog is never swapped in.
+            follower = registry_follower(
+                settings.resolved_tracking_uri(),
+                settings.model_alias,
+                settings.poll_interval_seconds,
+                protocol_smoke_check if decider is None else decider.smoke_check,
+            )
         _follow_with_metrics(follower, metrics)
         result = follower.start()
         logger.info("models at start: %s %s", result.status, result.error or "")
         app.state.store = store
         app.state.follower = follower
-        app.state.recommender = Recommender(store, follower, decide, message_ids, settings, metrics)
+        app.state.recommender = Recommender(store, follower, decider, metrics)
         # Everything loaded so far lives as long as the process: keep the collector off it.
         gc.collect()
         gc.freeze()
@@ -100,12 +103,12 @@ def create_app(
     *,
     store: Store | None = None,
     follower: ModelFollower | None = None,
-    decision_factory: DecisionFactory | None = None,
+    decider_factory: DeciderFactory | None = None,
 ) -> FastAPI:
     """Build the app. Without arguments it reads ``NEXTBEST_*`` settings from the environment
     (``get_settings()``); the keyword arguments replace the parts built from settings."""
     settings = settings or get_settings()
-    overrides = Overrides(store=store, follower=follower, decision_factory=decision_factory)
+    overrides = Overrides(store=store, follower=follower, decider_factory=decider_factory)
     app = FastAPI(
         title="nextbest",
         version=API_VERSION,

@@ -66,7 +66,7 @@ class ReloadResult:
     error: str | None = None
 
 
-def _check_probabilities(name: str, values: Any, shape: tuple[int, ...], allow_nan: bool) -> None:
+def check_probabilities(name: str, values: Any, shape: tuple[int, ...], allow_nan: bool) -> None:
     array = np.asarray(values, dtype=np.float64)
     if array.shape != shape:
         raise ValueError(f"{name}: expected output of shape {shape}, got {array.shape}")
@@ -105,16 +105,16 @@ def protocol_smoke_check(model_set: ModelSet) -> None:
             for codes in (no_action, action):
                 local_hour = np.where(codes < 0, -1, 9)
                 scores = estimator.predict_conversion(features, codes, codes, local_hour)
-                _check_probabilities(task, scores, (n,), allow_nan=False)
+                check_probabilities(task, scores, (n,), allow_nan=False)
         elif task == "churn":
-            _check_probabilities(task, estimator.predict_churn(features), (n,), allow_nan=False)
+            check_probabilities(task, estimator.predict_churn(features), (n,), allow_nan=False)
         elif task == "channel":
-            _check_probabilities(
+            check_probabilities(
                 task, estimator.predict_channels(features), (n, len(CHANNELS)), allow_nan=True
             )
         elif task == "sendtime":
             profile = np.zeros((n, HOURS_OF_WEEK))
-            _check_probabilities(
+            check_probabilities(
                 task,
                 estimator.predict_hours(features, profile),
                 (n, HOURS_OF_WEEK),

@@ -93,13 +93,13 @@ def _authenticate(request: Request, key: str | None, needed: Scope) -> Scope:
     raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this API key lacks the admin scope")
 
 
-def require_api_key(
+async def require_api_key(
     request: Request, key: Annotated[str | None, Security(api_key_header)]
 ) -> Scope:
     return _authenticate(request, key, Scope.API)
 
 
-def require_admin_key(
+async def require_admin_key(
     request: Request, key: Annotated[str | None, Security(api_key_header)]
 ) -> Scope:
     return _authenticate(request, key, Scope.ADMIN)

@@ -14,10 +14,13 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from features.contract import Channel
+
 DEFAULT_STATE_DIR = Path(".nextbest")
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 KeyList = Annotated[tuple[SecretStr, ...], NoDecode]
+ChannelList = Annotated[tuple[Channel, ...], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -72,22 +75,29 @@ class Settings(BaseSettings):
     seed: int = Field(
         default=0, ge=0, description="Seed of the decision engine's exploration draws."
     )
-    exploration_epsilon: float = Field(
-        default=0.05,
+    exploration_epsilon: float | None = Field(
+        default=None,
         ge=0,
         le=1,
-        description="Share of decisions explored at random (propensity logged).",
+        description="Share of decisions explored at random (propensity logged); default: the "
+        "arbitration file's exploration.epsilon.",
     )
-    control_share: float = Field(
-        default=0.0,
+    control_share: float | None = Field(
+        default=None,
         ge=0,
         lt=1,
-        description="Share of customers held out as a no-action control group.",
+        description="Share of customers held out as a no-action control group; default: the "
+        "arbitration file's control_groups.global_share.",
+    )
+    cold_start_channels: ChannelList = Field(
+        default=(Channel.IN_APP, Channel.WEB),
+        description="Comma-separated channels a customer without a profile may be reached on "
+        "(on-site and in-app placements need no prior opt-in; e-mail, SMS and push do).",
     )
 
-    @field_validator("api_keys", "admin_keys", mode="before")
+    @field_validator("api_keys", "admin_keys", "cold_start_channels", mode="before")
     @classmethod
-    def _split_keys(cls, value: Any) -> Any:
+    def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value

@@ -41,7 +41,7 @@ def ready(request: Request, store: StoreDep, follower: FollowerDep) -> JSONRespo
         last_checked_at=follower.last_checked_at,
         last_reload_error=follower.last_reload_error,
     )
-    engine = request.app.state.recommender.decide is not None
+    engine = request.app.state.recommender.decider is not None
     body = Readiness(
         ready=store_status == "ok" and current is not None and engine,
         store=store_status,

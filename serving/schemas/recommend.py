@@ -106,6 +106,9 @@ class Recommendation(ResponseModel):
     reasons: list[str] = Field(description="Reason codes of the decision.")
     alternatives: list[Alternative]
     model_versions: dict[str, str]
+    n_candidates: int = Field(
+        ge=0, description="Candidate (message, channel, send time) rows the models scored."
+    )
     cold_start: bool = Field(description="True for a customer the store does not know.")
 
 

@@ -1,29 +1,24 @@
 """Fixtures of the serving tests: a small journey data folder, settings, an in-memory model
-registry, a simple decision function and a running app (TestClient)."""
+registry of tiny real scorers carrying the data's feature spec, and a running app (TestClient)
+with the real decision engine."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from features.contract import CHANNELS, EVENT_TYPES, Channel, Col, EventType, consent_column
+from features.contract import CHANNELS, Col, Table, consent_column
+from features.definitions import FeatureSpec
+from features.io import find_table_file, load_table
 from models.registry import TASKS
 from serving.app import create_app
-from serving.model_follower import ModelFollower, ModelSet
-from serving.recommender import (
-    ChosenAction,
-    CustomerState,
-    DecisionContext,
-    DecisionFunction,
-    DecisionOutcome,
-)
+from serving.model_follower import ModelFollower
 from serving.settings import Settings
 from tests.serving.tiny_models import tiny_scorer
 
@@ -52,7 +47,7 @@ def write_data_dir(path: Path, with_events: bool = True) -> Path:
             Col.MESSAGE_ID: list(MESSAGES),
             Col.OBJECTIVE: ["welcome", "cart_recovery", "win_back"],
             Col.CATEGORY: ["general", "cart", "general"],
-            Col.CHANNELS: ["email|push", "email|sms", "email"],
+            Col.CHANNELS: ["email|push", "email|sms", "email|sms"],
             Col.VALUE: [5.0, 20.0, 10.0],
             **{f"cost_{c.value}": [0.01] * 3 for c in CHANNELS},
             Col.ELIGIBLE_STAGES: ["*", "carted", "lapsing|churned"],
@@ -103,49 +98,11 @@ class MemoryRegistry:
         return self.models[(task, version)]
 
 
-_UNSUBSCRIBE = EVENT_TYPES.index(EventType.UNSUBSCRIBE)
-
-
-def first_allowed(
-    state: CustomerState, context: DecisionContext, models: ModelSet
-) -> DecisionOutcome:
-    """A plain decision rule for tests of the serving seam: the first requested message on the
-    first allowed, consented channel the customer has not unsubscribed from."""
-    events = state.events
-    unsubscribed = {CHANNELS[c] for c in events.channel[events.event_type == _UNSUBSCRIBE]}
-    consents = state.profile.consents if state.profile else {Channel.EMAIL: True}
-    channels = [
-        c
-        for c in (context.channels or CHANNELS)
-        if consents.get(c, False) and c not in unsubscribed
-    ]
-    messages = context.message_ids or events.message_ids
-    features = np.zeros((1, 3))
-    churn = float(models["churn"].predict_churn(features)[0])
-    if not channels or not messages:
-        return DecisionOutcome(
-            action=None,
-            expected_value=0.0,
-            propensity=1.0,
-            policy="test-first-allowed",
-            scores={"churn_risk": churn},
-            reasons=("no_eligible_channel",),
-        )
-    code = np.array([0])
-    p = float(models["conversion"].predict_conversion(features, code, code, code)[0])
-    return DecisionOutcome(
-        action=ChosenAction(messages[0], channels[0], context.now + timedelta(hours=1)),
-        expected_value=p,
-        propensity=1.0,
-        policy="test-first-allowed",
-        scores={"conversion": p, "churn_risk": churn},
-        reasons=("best_expected_value",),
-        details={"n_events": events.n_events},
-    )
-
-
-def decision_factory(catalog: pd.DataFrame, settings: Settings) -> DecisionFunction:
-    return first_allowed
+def spec_of(data_dir: Path) -> FeatureSpec:
+    """The feature spec a model trained on ``write_data_dir``'s journeys would carry."""
+    catalog = load_table(find_table_file(data_dir, Table.CATALOG), Table.CATALOG)
+    customers = load_table(find_table_file(data_dir, Table.CUSTOMERS), Table.CUSTOMERS)
+    return FeatureSpec.from_customers(customers, [str(m) for m in catalog[Col.MESSAGE_ID]])
 
 
 @pytest.fixture
@@ -161,13 +118,21 @@ def settings(tmp_path: Path, data_dir: Path) -> Settings:
         api_keys=API_KEY,  # type: ignore[arg-type]  # a comma list, as from the environment
         admin_keys=ADMIN_KEY,  # type: ignore[arg-type]
         poll_interval_seconds=3600,
+        # deterministic decisions: no exploration, nobody in the control group
+        exploration_epsilon=0.0,
+        control_share=0.0,
     )
 
 
 @pytest.fixture
-def registry() -> MemoryRegistry:
+def spec(data_dir: Path) -> FeatureSpec:
+    return spec_of(data_dir)
+
+
+@pytest.fixture
+def registry(spec: FeatureSpec) -> MemoryRegistry:
     registry = MemoryRegistry()
-    registry.register("1", tiny_scorer(seed=1))
+    registry.register("1", tiny_scorer(seed=1, spec=spec))
     registry.point("1")
     return registry
 
@@ -179,7 +144,7 @@ def follower(registry: MemoryRegistry) -> ModelFollower:
 
 @pytest.fixture
 def client(settings: Settings, follower: ModelFollower) -> Iterator[TestClient]:
-    app = create_app(settings, follower=follower, decision_factory=decision_factory)
+    app = create_app(settings, follower=follower)
     with TestClient(app) as test_client:
         yield test_client
 

@@ -59,15 +59,15 @@ def test_v1_endpoints_need_a_key_and_admin_keys_work_there_too(client):
     )
 
 
-def test_reload_swaps_in_a_moved_alias_and_keeps_the_old_set_on_failure(client, registry):
-    registry.register("2", tiny_scorer(seed=2))
+def test_reload_swaps_in_a_moved_alias_and_keeps_the_old_set_on_failure(client, registry, spec):
+    registry.register("2", tiny_scorer(seed=2, spec=spec))
     registry.point("2")
     moved = client.post("/admin/reload", headers=ADMIN).json()
     assert moved["status"] == "loaded" and moved["serving"]["churn"] == "2"
     decided = client.post("/v1/recommend", json={"customer_id": "c1"}, headers=API).json()
     assert decided["model_versions"]["conversion"] == "2"
 
-    registry.register("3", tiny_scorer(seed=3))
+    registry.register("3", tiny_scorer(seed=3, spec=spec))
     registry.broken.add(("channel", "3"))
     registry.point("3")
     failed = client.post("/admin/reload", headers=ADMIN).json()

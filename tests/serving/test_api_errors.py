@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
+from serving.decision import Decider
 from serving.model_follower import ModelFollower
-from tests.serving.conftest import API, MemoryRegistry, decision_factory
+from tests.serving.conftest import API, MemoryRegistry
 
 
 def _problems(response) -> dict[str, str]:
@@ -50,7 +51,7 @@ def test_missing_body_and_wrong_types_are_named(client):
 
 def test_oversized_bodies_get_413_before_parsing(settings, follower, tmp_path):
     small = settings.model_copy(update={"max_request_bytes": 2_000})
-    with TestClient(create_app(small, follower=follower, decision_factory=decision_factory)) as c:
+    with TestClient(create_app(small, follower=follower)) as c:
         events = [
             {
                 "event_id": f"e{i}",
@@ -81,7 +82,7 @@ def test_oversized_bodies_get_413_before_parsing(settings, follower, tmp_path):
 
 def test_batch_limit_from_settings_is_a_422_naming_the_field(settings, follower):
     tight = settings.model_copy(update={"batch_max": 2, "events_batch_max": 1})
-    with TestClient(create_app(tight, follower=follower, decision_factory=decision_factory)) as c:
+    with TestClient(create_app(tight, follower=follower)) as c:
         body = {"requests": [{"customer_id": f"c{i}"} for i in range(3)]}
         response = c.post("/v1/recommend/batch", json=body, headers=API)
         assert response.status_code == 422
@@ -123,13 +124,11 @@ def test_a_body_that_is_not_utf8_is_a_422_not_a_400(client):
 
 
 def test_a_bug_in_the_engine_is_a_generic_500_without_internals(settings, follower):
-    def broken_factory(catalog, settings):
-        def decide(state, context, models):
+    class BrokenDecider(Decider):
+        def decide_many(self, states, contexts, models):
             raise ZeroDivisionError("secret internal detail")
 
-        return decide
-
-    app = create_app(settings, follower=follower, decision_factory=broken_factory)
+    app = create_app(settings, follower=follower, decider_factory=BrokenDecider.from_settings)
     with TestClient(app, raise_server_exceptions=False) as c:
         response = c.post("/v1/recommend", json={"customer_id": "c1"}, headers=API)
         assert response.status_code == 500
@@ -145,7 +144,7 @@ def test_a_bug_in_the_engine_is_a_generic_500_without_internals(settings, follow
 def test_recommend_is_503_until_models_load_and_ready_says_why(settings):
     empty = MemoryRegistry()
     follower = ModelFollower(empty.resolve, empty.load, poll_interval=3600)
-    app = create_app(settings, follower=follower, decision_factory=decision_factory)
+    app = create_app(settings, follower=follower)
     with TestClient(app) as c:
         response = c.post("/v1/recommend", json={"customer_id": "c1"}, headers=API)
         assert response.status_code == 503
@@ -158,10 +157,12 @@ def test_recommend_is_503_until_models_load_and_ready_says_why(settings):
         assert c.get("/health").json() == {"status": "ok"}
 
 
-def test_without_a_decision_engine_recommend_is_503_and_not_ready(settings, follower):
-    with TestClient(create_app(settings, follower=follower)) as c:
+def test_without_a_catalog_recommend_is_503_and_not_ready(settings, follower):
+    unseeded = settings.model_copy(update={"data_dir": None})
+    with TestClient(create_app(unseeded, follower=follower)) as c:
         response = c.post("/v1/recommend", json={"customer_id": "c1"}, headers=API)
         assert response.status_code == 503
         assert "no decision engine" in response.json()["message"]
+        assert "no catalog" in response.json()["message"]
         ready = c.get("/ready").json()
         assert ready["decision_engine"] is False and ready["ready"] is False

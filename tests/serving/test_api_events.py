@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
-from tests.serving.conftest import API, decision_factory, event
+from tests.serving.conftest import API, event
 
 
 def test_events_are_acknowledged_with_accepted_and_duplicate_counts(client):
@@ -21,13 +21,13 @@ def test_events_are_acknowledged_with_accepted_and_duplicate_counts(client):
 
 
 def test_acknowledged_events_survive_a_restart(settings, follower):
-    first = create_app(settings, follower=follower, decision_factory=decision_factory)
+    first = create_app(settings, follower=follower)
     with TestClient(first) as c:
         assert (
             c.post("/v1/events", json={"events": [event("kept")]}, headers=API).json()["accepted"]
             == 1
         )
-    second = create_app(settings, follower=follower, decision_factory=decision_factory)
+    second = create_app(settings, follower=follower)
     with TestClient(second) as c:
         again = c.post("/v1/events", json={"events": [event("kept")]}, headers=API).json()
         assert again == {"accepted": 0, "duplicates": 1}
@@ -38,10 +38,15 @@ def test_an_unsubscribe_applies_to_the_very_next_recommendation(client):
     ask = {"customer_id": "c1", "context": {"channels": ["sms"], "now": "2024-05-01T12:00:00Z"}}
     before = client.post("/v1/recommend", json=ask, headers=API).json()
     assert before["action"]["channel"] == "sms"
-    unsubscribe = event("u1", event_type="unsubscribe", channel="sms")
+    # reported a minute *after* the decision time: an opt-out holds from the moment it arrives
+    unsubscribe = event("u1", event_type="unsubscribe", channel="sms", ts="2024-05-01T12:01:00Z")
     assert client.post("/v1/events", json={"events": [unsubscribe]}, headers=API).status_code == 200
     after = client.post("/v1/recommend", json=ask, headers=API).json()
     assert after["action"] == {"type": "no_action"}
+    assert after["reasons"] == ["no_candidates"]
+    logged = client.app.state.store.get_decision(after["decision_id"]).record
+    excluded = {(x["message_id"], x["channel"], x["reason"]) for x in logged["exclusions"]}
+    assert ("winback", "sms", "unsubscribed") in excluded
 
 
 def test_bad_events_get_422_naming_each_field(client):

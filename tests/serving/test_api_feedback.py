@@ -25,7 +25,7 @@ def test_feedback_is_joined_to_the_logged_decision(client):
     stored = client.app.state.store.outcomes(decision_id)
     assert [(o.outcome.value, o.revenue) for o in stored] == [("converted", 49.9)]
     logged = client.app.state.store.get_decision(decision_id)
-    assert logged.customer_id == "c2" and logged.record["response"]["decision_id"] == decision_id
+    assert logged.customer_id == "c2" and logged.record["decision_id"] == decision_id
 
 
 def test_feedback_for_an_unknown_decision_is_404_with_a_clear_message(client):

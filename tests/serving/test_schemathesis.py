@@ -15,24 +15,24 @@ from schemathesis.config import SchemathesisConfig
 from serving.app import create_app
 from serving.model_follower import ModelFollower
 from serving.settings import Settings
-from tests.serving.conftest import ADMIN_KEY, MemoryRegistry, decision_factory, write_data_dir
+from tests.serving.conftest import ADMIN_KEY, MemoryRegistry, spec_of, write_data_dir
 from tests.serving.tiny_models import tiny_scorer
 
 
 def _app_and_client(root: Path) -> TestClient:
+    data_dir = write_data_dir(root / "data")
     registry = MemoryRegistry()
-    registry.register("1", tiny_scorer(seed=1))
+    registry.register("1", tiny_scorer(seed=1, spec=spec_of(data_dir)))
     registry.point("1")
     app = create_app(
         Settings(
             state_dir=root / "state",
-            data_dir=write_data_dir(root / "data"),
+            data_dir=data_dir,
             api_keys="schemathesis-api",  # type: ignore[arg-type]
             admin_keys=ADMIN_KEY,  # type: ignore[arg-type]
             poll_interval_seconds=3600,
         ),
         follower=ModelFollower(registry.resolve, registry.load, poll_interval=3600),
-        decision_factory=decision_factory,
     )
     return TestClient(app, raise_server_exceptions=False)
 
