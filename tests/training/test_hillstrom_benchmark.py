@@ -128,7 +128,7 @@ def test_benchmark_summary_is_json_and_metrics_have_stable_names(small_run) -> N
                  "snips_conversion_gain_vs_mens", "arm_mens_visit", "qini_visit_womens",
                  "uplift_at_30_visit_womens"):
         assert np.isfinite(names[name]), name
-    assert len(tables(result)) == 3
+    assert len(tables(result)) == 4
 
 
 def test_benchmark_run_is_logged_to_mlflow(small_run, tmp_path) -> None:  # type: ignore[no-untyped-def]

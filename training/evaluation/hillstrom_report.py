@@ -96,13 +96,19 @@ def _fmt(value: float, outcome: str) -> str:
     return f"${value:.3f}" if outcome == "spend" else f"{100 * value:.2f} %"
 
 
+def _bare(value: float, outcome: str) -> str:
+    return f"{value:.3f}" if outcome == "spend" else f"{100 * value:.2f}"
+
+
 def _with_ci(estimate: PolicyEstimate, outcome: str) -> str:
-    return (f"{_fmt(estimate.value, outcome)} "
-            f"[{_fmt(estimate.ci_low, outcome)}, {_fmt(estimate.ci_high, outcome)}]")
+    """The value, and its interval on a second line in the same unit."""
+    return (f"{_fmt(estimate.value, outcome)}\n"
+            f"[{_bare(estimate.ci_low, outcome)}, {_bare(estimate.ci_high, outcome)}]")
 
 
 def tables(result: BenchmarkResult) -> list[Table]:
-    """Rich tables: policy values per outcome, learned minus all-Mens, uplift metrics."""
+    """Rich tables: policy values per outcome, learned minus all-Mens, the learned rules and the
+    uplift metrics."""
     confidence = f"{result.config.confidence:.0%}"
     values = Table(title=f"Hillstrom: policy value per customer (IPS/SNIPS/DR, {confidence} CI, "
                    f"{result.config.folds}-fold cross-fitted, n={result.n_rows:,})")
@@ -118,24 +124,29 @@ def tables(result: BenchmarkResult) -> list[Table]:
                            style="bold" if policy == LEARNED else None)
         values.add_section()
 
-    gains = Table(title=f"Learned policy minus {BASELINE} (paired bootstrap, {confidence} CI)")
-    for column in ("outcome", "IPS", "SNIPS", "DR", "ESS", "sends none/mens/womens", "rules"):
-        gains.add_column(column, justify="left" if column in ("outcome", "rules") else "right")
+    gains = Table(title=f"Learned policy minus {BASELINE} (paired bootstrap, {confidence} CI; "
+                  "percentage points for visit and conversion)")
+    for column in ("outcome", "IPS", "SNIPS", "DR", "ESS", "none/mens/womens"):
+        gains.add_column(column, justify="left" if column == "outcome" else "right")
+    rules = Table(title="Learned policy, fitted on all rows")
+    rules.add_column("outcome")
+    rules.add_column("segment: e-mail")
     for name, outcome in result.outcomes.items():
         shares = " / ".join(f"{100 * outcome.policy_shares[a]:.0f} %" for a in ARMS)
         gains.add_row(name, *(_with_ci(outcome.versus_mens[m], name) for m in _METHODS),
-                      f"{outcome.estimates[LEARNED][IPS].ess:,.0f}", shares,
-                      "\n".join(outcome.rules))
+                      f"{outcome.estimates[LEARNED][IPS].ess:,.0f}", shares)
+        rules.add_row(name, "\n".join(outcome.rules))
+        rules.add_section()
 
     uplift = result.uplift
     lift = Table(title=f"Womens e-mail vs none, visit uplift (cross-fitted T-learner, "
                  f"n={uplift.n_rows:,})")
     for column in ("Qini coefficient", "AUUC (random)", f"uplift@{uplift.k:.0%}",
-                   "published uplift@30 %"):
+                   "published uplift@30%"):
         lift.add_column(column, justify="right")
     lift.add_row(f"{uplift.qini_coefficient:.5f}", f"{uplift.auuc:.5f} ({uplift.auuc_random:.5f})",
                  f"{uplift.uplift_at_k:.4f}", f"{REFERENCE_UPLIFT_AT_30:.3f}")
-    return [values, gains, lift]
+    return [values, gains, rules, lift]
 
 
 def policy_value_figure(result: BenchmarkResult) -> Figure:

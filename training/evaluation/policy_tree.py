@@ -85,6 +85,9 @@ class PolicyTree:
         self.n_features_in_ = X.shape[1]
         self.default_action_ = int(scores.sum(axis=0).argmax())
         self.candidates_ = self._candidates(X)
+        self.binary_features_ = frozenset(
+            f for f in range(X.shape[1]) if np.isin(X[:, f], (0.0, 1.0)).all()
+        )
         sides = np.column_stack([X[:, f] <= t for f, t in self.candidates_]).astype(np.float64)
         min_rows = max(1, int(np.ceil(self.min_leaf_fraction * len(X))))
         gains = scores - scores[:, [self.default_action_]]
@@ -187,17 +190,27 @@ class PolicyTree:
     def describe(
         self, feature_names: Sequence[str], action_names: Sequence[str]
     ) -> list[str]:
-        """The policy as readable rules, one per leaf."""
+        """The policy as readable rules, one per leaf (0/1 features read as ``name = 0|1``)."""
         rules: list[str] = []
 
-        def walk(node: PolicyNode, conditions: list[str]) -> None:
+        def condition(feature: int, low: float | None, high: float | None) -> str:
+            name = feature_names[feature]
+            if feature in self.binary_features_:
+                return f"{name} = {0 if high is not None else 1}"
+            if low is None:
+                return f"{name} <= {high:g}"
+            if high is None:
+                return f"{name} > {low:g}"
+            return f"{low:g} < {name} <= {high:g}"
+
+        def walk(node: PolicyNode, bounds: dict[int, tuple[float | None, float | None]]) -> None:
             if node.left is None or node.right is None:
-                where = " and ".join(conditions) if conditions else "everyone"
+                where = " and ".join(condition(f, *b) for f, b in bounds.items()) or "everyone"
                 rules.append(f"{where}: {action_names[node.action]}")
                 return
-            name = feature_names[node.feature]
-            walk(node.left, [*conditions, f"{name} <= {node.threshold:g}"])
-            walk(node.right, [*conditions, f"{name} > {node.threshold:g}"])
+            low, high = bounds.get(node.feature, (None, None))
+            walk(node.left, bounds | {node.feature: (low, node.threshold)})
+            walk(node.right, bounds | {node.feature: (node.threshold, high)})
 
-        walk(self.tree_, [])
+        walk(self.tree_, {})
         return rules
