@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# the repository root first: benchmarks/features.py would otherwise shadow the features package
+# the repository root first, so the packages import from a checkout that is not installed
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from features.contract import CHANNELS, Col, EventType, Objective, Stage, cost_column  # noqa: E402

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Run as a script, this folder comes first on sys.path, and benchmarks/features.py would shadow
-# the features package.
+# The repository root first, so the packages import from a checkout that is not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from features.contract import CHANNELS, EVENT_TYPES, Channel, EventType  # noqa: E402

@@ -8,7 +8,7 @@ the serving path (``EventLog.from_arrays`` + ``CustomerTable.from_profile`` +
 
 It also times ``attribute_outcomes`` for 1.2 M decisions over the same events (as frames).
 
-Run: ``.venv/bin/python benchmarks/features.py [--customers N] [--events-per-customer K]``.
+Run: ``.venv/bin/python benchmarks/feature_build.py [--customers N] [--events-per-customer K]``.
 Targets: batch < 60 s; single customer p50 < 300 us. The CPU may be shared: the script prints
 the load average and the cost of one small numpy operation on this machine right now, so the
 figures can be read against it (on a quiet machine that operation takes about 1 us).
