@@ -67,7 +67,12 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _floats(values: np.ndarray) -> list[float | None]:
-    return [None if np.isnan(v) else v for v in values.astype(float).ravel().tolist()]
+    flat = values.astype(float).ravel()
+    out: list[float | None] = list(flat.tolist())
+    # one vectorised NaN test: a per-value np.isnan cost ~0.5 ms per record on the request path
+    for i in np.flatnonzero(np.isnan(flat)).tolist():
+        out[i] = None
+    return out
 
 
 def _optional(value: float | None) -> float | None:
