@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from training.datasets import DatasetConfig
-from training.fit import TaskConfig
+from training.fit import TaskConfig, effective_task_config
 from training.tasks import Task
 
 logger = logging.getLogger(__name__)
@@ -115,18 +115,27 @@ class TrainConfig(BaseModel):
         return f"{self.registry_prefix}-{Task(task).value}"
 
     def resolved(self) -> TrainConfig:
-        """A copy with the global seed written into every seed setting left unset."""
+        """A copy saying everything a run will use: the global seed written into every seed
+        setting left unset, and each task's own defaults (``training.fit.TASK_DEFAULTS``) into
+        the model settings left unset. Logged with every run, it reproduces the run."""
         update: dict[str, Any] = {
             "dataset": _with_seed(self.dataset, self.seed),
             "models": self.models.model_copy(
-                update={task.value: _with_seed(self.models.for_task(task), self.seed)
-                        for task in Task}
+                update={
+                    task.value: effective_task_config(
+                        task, _with_seed(self.models.for_task(task), self.seed)
+                    )
+                    for task in Task
+                }
             ),
         }
         return self.model_copy(update=update)
 
 
-def _with_seed(section: BaseModel, seed: int) -> BaseModel:
+SectionT = TypeVar("SectionT", bound=BaseModel)
+
+
+def _with_seed(section: SectionT, seed: int) -> SectionT:
     unset: dict[str, Any] = {
         name: seed
         for name in _SEED_FIELDS

@@ -1,11 +1,12 @@
 """The training pipeline: journeys in, registered and gated MLflow models out.
 
-Per task: build the point-in-time dataset, split it by time, fit the model and its baseline on
-the earlier rows, evaluate both on the later window, then log one MLflow run (resolved config,
-data window, row counts, git sha, seed, metrics under stable names, plots, the pyfunc model with
-signature and input example), register ``<prefix>-<task>``, point ``challenger`` at the new
-version and let the promotion gate decide about ``champion``. Training several tasks nests their
-runs under one parent run.
+The point-in-time data sets of all tasks are built first, their features in one pass over the
+event log. Then per task: split by time, fit the model and its baseline on the earlier rows,
+evaluate both on the later window, log one MLflow run (resolved config, data window, row counts,
+git sha, seed, metrics under stable names, plots, the pyfunc model with signature and input
+example), register ``<prefix>-<task>``, point ``challenger`` at the new version and let the
+promotion gate decide about ``champion``. Training several tasks nests their runs under one
+parent run.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from features.definitions import FeatureSpec
 from features.io import Journeys
 from models.pyfunc import HOUR_PROFILE_COLUMNS, log_pyfunc_model
 from training.config import TrainConfig
-from training.datasets import TaskDataset, build_dataset, time_split
+from training.datasets import TaskDataset, build_datasets, time_split
 from training.fit import fit_baseline, fit_task
 from training.metrics import evaluate, primary_metric
 from training.progress import StageProgress
@@ -54,7 +55,9 @@ from training.tracking import configure_tracking
 logger = logging.getLogger(__name__)
 
 #: Stages of one task, in order; their timings are reported per task.
-STAGES: tuple[str, ...] = ("dataset", "fit", "baseline", "evaluate", "log", "gate")
+STAGES: tuple[str, ...] = ("split", "fit", "baseline", "evaluate", "log", "gate")
+#: Progress-bar name of the shared data-set building stage.
+_DATASETS = "data sets"
 _INPUT_EXAMPLE_ROWS = 5
 
 
@@ -111,6 +114,7 @@ class TrainSummary:
     parent_run_id: str | None
     results: list[TaskResult]
     n_events: int
+    feature_seconds: float
     seconds: float
 
     def result(self, task: Task | str) -> TaskResult:
@@ -125,6 +129,7 @@ class TrainSummary:
             "tracking_uri": self.tracking_uri,
             "parent_run_id": self.parent_run_id,
             "n_events": self.n_events,
+            "feature_seconds": round(self.feature_seconds, 3),
             "seconds": round(self.seconds, 3),
             "tasks": {result.task.value: result.as_dict() for result in self.results},
         }
@@ -186,23 +191,26 @@ def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
 
 def train_task(
     task: Task,
-    journeys: Journeys,
+    dataset: TaskDataset,
     spec: FeatureSpec,
     config: TrainConfig,
     client: MlflowClient,
     progress: StageProgress,
     common_tags: dict[str, str],
+    logged_seconds: dict[str, float] | None = None,
 ) -> TaskResult:
-    """Train, log, register and gate one task inside its own (possibly nested) MLflow run."""
+    """Train, log, register and gate one task inside its own (possibly nested) MLflow run.
+
+    ``logged_seconds`` are timings of shared stages to record in this run as well.
+    """
     seconds: dict[str, float] = {}
     name = config.model_name(task)
     metric, greater_is_better = primary_metric(task)
     progress.start(task.value, STAGES)
-    with _timed(seconds, "dataset"):
-        dataset = build_dataset(task, journeys, spec, config.dataset)
+    with _timed(seconds, "split"):
         train, valid = split_dataset(dataset, config)
         _check_split(task, train, valid, len(dataset.y))
-        del dataset  # the split copies the rows; the full set would only hold memory
+        del dataset  # the split copies the rows; the caller drops its reference too
     progress.advance(task.value, f"{len(train.y):,} train / {len(valid.y):,} valid rows")
     with _timed(seconds, "fit"):
         estimator = fit_task(task, train, config.models.for_task(task))
@@ -249,7 +257,8 @@ def train_task(
                     client, task, name, version, metrics, valid, config.promotion.tolerance
                 )
                 apply_gate(client, gate, run_id)
-        mlflow.log_metrics({f"seconds_{stage}": duration for stage, duration in seconds.items()})
+        timings = {**(logged_seconds or {}), **seconds}
+        mlflow.log_metrics({f"seconds_{stage}": duration for stage, duration in timings.items()})
     progress.finish(task.value, _gate_summary(gate))
     return TaskResult(
         task=task, run_id=run_id, model_name=name, version=version, primary_metric=metric,
@@ -293,24 +302,34 @@ def train(
     results: list[TaskResult] = []
     parent_run_id = None
     with StageProgress(enabled=progress) as bars:
+        bars.start(_DATASETS, ["features"])
+        started_features = time.perf_counter()
+        datasets = build_datasets(chosen, journeys, spec, config.dataset)
+        feature_seconds = time.perf_counter() - started_features
+        rows = sum(len(d.y) for d in datasets.values())
+        bars.finish(_DATASETS, f"{rows:,} rows for {len(chosen)} task(s)")
+        shared = {} if len(chosen) > 1 else {"features": feature_seconds}
+
+        def run(task: Task) -> TaskResult:
+            # Popped, so each data set is freed once its task is done.
+            return train_task(
+                task, datasets.pop(task), spec, config, client, bars, common_tags, shared
+            )
+
         if len(chosen) > 1:
             with mlflow.start_run(run_name="train-" + "-".join(t.value for t in chosen)) as parent:
                 parent_run_id = parent.info.run_id
                 mlflow.set_tags({**common_tags, KIND_TAG: "train-parent",
                                  "nextbest.tasks": ",".join(t.value for t in chosen)})
                 mlflow.log_dict(config.model_dump(mode="json"), "config/resolved_config.yaml")
-                for task in chosen:
-                    results.append(
-                        train_task(task, journeys, spec, config, client, bars, common_tags)
-                    )
+                mlflow.log_metric("seconds_features", feature_seconds)
+                results.extend(run(task) for task in chosen)
                 mlflow.log_metrics(
                     {f"{r.task.value}_valid_{r.primary_metric}": r.metrics[r.primary_metric]
                      for r in results if math.isfinite(r.metrics[r.primary_metric])}
                 )
         else:
-            results.append(
-                train_task(chosen[0], journeys, spec, config, client, bars, common_tags)
-            )
+            results.append(run(chosen[0]))
     for result in results:
         champion = alias_version(client, result.model_name, "champion")
         logger.info(
@@ -319,5 +338,6 @@ def train(
         )
     return TrainSummary(
         experiment=config.experiment, tracking_uri=uri, parent_run_id=parent_run_id,
-        results=results, n_events=len(journeys.events), seconds=time.perf_counter() - started,
+        results=results, n_events=len(journeys.events), feature_seconds=feature_seconds,
+        seconds=time.perf_counter() - started,
     )

@@ -31,9 +31,9 @@ from training.tasks import Task
 
 logger = logging.getLogger(__name__)
 
-PLOT_MAX_ROWS: Final = 50_000
+PLOT_MAX_ROWS: Final = 20_000
 #: Send time scores 168 (row, hour) pairs per row: fewer rows keep its plot's memory small.
-SENDTIME_PLOT_MAX_ROWS: Final = 5_000
+SENDTIME_PLOT_MAX_ROWS: Final = 2_000
 #: Hit rates of the send-time model are plotted for the top 1..HIT_RATE_MAX_K hours.
 HIT_RATE_MAX_K: Final = 24
 UNKNOWN_COMMIT: Final = "unknown"

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.training.conftest import json_summary, run_cli
+from tests.training.conftest import GATE_PREFIX, json_summary, run_cli
 from training.promote import _is_at_least_as_good
 
-MODEL = "nextbest-churn"
+MODEL = f"{GATE_PREFIX}-churn"
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +26,12 @@ def client(scratch_tracking_uri: str) -> MlflowClient:
 
 
 @pytest.fixture(scope="module")
-def first(small_simulation_dir: Path, scratch_tracking_uri: str) -> dict[str, Any]:
-    """``nextbest train churn --json`` into an empty store."""
+def first(
+    small_simulation_dir: Path, scratch_tracking_uri: str, gate_config: Path
+) -> dict[str, Any]:
+    """``nextbest train churn --json`` for a model not registered yet."""
     return json_summary(run_cli(
-        "train", "churn", "--data", small_simulation_dir, "--config", "fast",
+        "train", "churn", "--data", small_simulation_dir, "--config", gate_config,
         "--tracking-uri", scratch_tracking_uri, "--json",
     ))["tasks"]["churn"]
 
@@ -83,9 +85,10 @@ def test_gate_refuses_a_worse_challenger_and_logs_both_figures(
 def test_promote_by_hand_moves_champion_and_keeps_an_audit_trail(
     worse: dict[str, Any], scratch_tracking_uri: str, client: MlflowClient
 ) -> None:
-    result = run_cli("promote", "churn", "--tracking-uri", scratch_tracking_uri)
+    result = run_cli("promote", "churn", "--registry-prefix", GATE_PREFIX,
+                     "--tracking-uri", scratch_tracking_uri)
     assert result.exit_code == 0, result.output
-    assert "nextbest-churn@champion: v1 -> v2" in result.stdout
+    assert f"{MODEL}@champion: v1 -> v2" in result.stdout
     assert str(client.get_registered_model(MODEL).aliases["champion"]) == "2"
     tags = client.get_model_version(MODEL, "2").tags
     assert tags["champion.promoted_by"] == "hand"
@@ -96,27 +99,29 @@ def test_promote_by_hand_moves_champion_and_keeps_an_audit_trail(
     )
     assert [r.data.tags["promotion.version"] for r in audit] == ["2"]
 
-    back = run_cli("promote", "churn", "--version", "1", "--tracking-uri", scratch_tracking_uri)
+    back = run_cli("promote", "churn", "--version", "1", "--registry-prefix", GATE_PREFIX,
+                   "--tracking-uri", scratch_tracking_uri)
     assert back.exit_code == 0 and "v2 -> v1" in back.stdout
 
 
 def test_promote_errors_name_what_is_wrong(
     worse: dict[str, Any], scratch_tracking_uri: str
 ) -> None:
-    unknown_version = run_cli("promote", "churn", "--version", "9",
-                              "--tracking-uri", scratch_tracking_uri)
+    unknown_version = run_cli("promote", "churn", "--version", "9", "--registry-prefix",
+                              GATE_PREFIX, "--tracking-uri", scratch_tracking_uri)
     assert unknown_version.exit_code == 2
-    assert "nextbest-churn has no version 9 (versions: 1, 2)" in unknown_version.stderr
-    unknown_model = run_cli("promote", "sendtime", "--tracking-uri", scratch_tracking_uri)
+    assert f"{MODEL} has no version 9 (versions: 1, 2)" in unknown_version.stderr
+    unknown_model = run_cli("promote", "sendtime", "--registry-prefix", GATE_PREFIX,
+                            "--tracking-uri", scratch_tracking_uri)
     assert unknown_model.exit_code == 2
-    assert "nextbest-sendtime" in unknown_model.stderr
+    assert f"{GATE_PREFIX}-sendtime" in unknown_model.stderr
     unknown_task = run_cli("promote", "upsell", "--tracking-uri", scratch_tracking_uri)
     assert unknown_task.exit_code == 2 and "unknown task 'upsell'" in unknown_task.stderr
 
 
 def test_gate_refuses_a_champion_it_cannot_score_on_the_same_rows(
     worse: dict[str, Any], small_simulation_dir: Path, scratch_tracking_uri: str,
-    client: MlflowClient, tmp_path: Path,
+    client: MlflowClient, tmp_path: Path, gate_config: Path,
 ) -> None:
     """A new customer attribute changes the feature set: the champion cannot be re-scored on
     the challenger's rows, so the gate keeps it and says why."""
@@ -130,7 +135,7 @@ def test_gate_refuses_a_champion_it_cannot_score_on_the_same_rows(
     champion_before = str(client.get_registered_model(MODEL).aliases["champion"])
 
     result = json_summary(run_cli(
-        "train", "churn", "--data", data, "--config", "fast",
+        "train", "churn", "--data", data, "--config", gate_config,
         "--tracking-uri", scratch_tracking_uri, "--json",
     ))["tasks"]["churn"]
 
