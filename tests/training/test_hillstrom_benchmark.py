@@ -131,6 +131,7 @@ def test_benchmark_summary_is_json_and_metrics_have_stable_names(small_run) -> N
     assert len(tables(result)) == 4
 
 
+@pytest.mark.slow
 def test_benchmark_run_is_logged_to_mlflow(small_run, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import mlflow
 
