@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-# Run as a script, benchmarks/ comes first on sys.path and its features.py would shadow the
-# package of that name: put the repository root first.
+# Run as a script, benchmarks/ comes first on sys.path, where a module could shadow a project
+# package: put the repository root first so imports resolve to the checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.evaluation.ope import DR, IPS, SNIPS, LoggedDecisions, evaluate_policies  # noqa: E402
