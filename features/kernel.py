@@ -264,8 +264,10 @@ def scan(
         cum = np.empty((block.hi - block.lo, n_events + 1), dtype=np.int32)
         cum[:, 0] = 0
         plan.fill_one_hot(keys, block.lo, block.hi, cum[:, 1:])
-        # Flat positions (row * n_events + event) of the located categories' members.
-        members = np.flatnonzero(cum[block.last_rows, 1:]) if block.last_rows.size else None
+        # Flat positions (row * n_events + event) of the located categories' members (numpy's
+        # nonzero has a fast path for booleans, hence the comparison).
+        members = (np.flatnonzero(cum[block.last_rows, 1:] != 0) if block.last_rows.size
+                   else None)
         np.cumsum(cum[:, 1:], axis=1, out=cum[:, 1:])
         gathered = cum[block.gather_rows, bounds[block.gather_bounds]]  # (pairs, n_queries)
         if block.count_out.size:
