@@ -91,7 +91,13 @@ def benchmark_hillstrom(
     except DataValidationError as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from exc
-    result = run_benchmark(frame, BenchmarkConfig(folds=folds, seed=seed, n_bootstrap=bootstrap))
+    try:
+        result = run_benchmark(
+            frame, BenchmarkConfig(folds=folds, seed=seed, n_bootstrap=bootstrap)
+        )
+    except ValueError as exc:  # too little data for the folds, or no treated/control rows
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
     run_id = log_to_mlflow(result, tracking_uri) if log_run else None
     if as_json:
         typer.echo(json.dumps(summary(result) | {"mlflow_run_id": run_id}, indent=2))

@@ -146,3 +146,9 @@ def test_benchmark_run_is_logged_to_mlflow(small_run, tmp_path) -> None:  # type
     artifacts = {a.path for a in mlflow.MlflowClient(uri).list_artifacts(run_id, "plots")}
     assert artifacts == {"plots/policy_values.png", "plots/qini_visit_womens.png"}
     assert mlflow.get_experiment(run.info.experiment_id).name == EXPERIMENT
+
+
+def test_too_little_data_is_a_clear_error() -> None:
+    frame = read_hillstrom().head(300)
+    with pytest.raises(ValueError, match="needs at least 500 customers in every arm for 5 folds"):
+        run_benchmark(frame, BenchmarkConfig())

@@ -59,6 +59,8 @@ ALL_ARM_POLICIES = {f"all_{arm}": code for code, arm in enumerate(ARMS)}
 LEARNED = "learned"
 BASELINE = f"all_{ARMS[MENS]}"
 _CURVE_POINTS = 101
+#: Fewer held-out customers per arm than this in an inner fold leave nothing to learn from.
+_MIN_ROWS_PER_ARM_AND_FOLD = 50
 
 
 class OutcomeModelParams(BaseModel):
@@ -330,6 +332,13 @@ def run_benchmark(
     started = time.perf_counter()
     X, names = feature_matrix(frame)
     arms = arm_codes(frame)
+    smallest = int(np.bincount(arms, minlength=len(ARMS)).min())
+    needed = config.folds * config.inner_folds * _MIN_ROWS_PER_ARM_AND_FOLD
+    if smallest < needed:
+        raise ValueError(
+            f"the benchmark needs at least {needed} customers in every arm for {config.folds} "
+            f"folds (the smallest arm has {smallest}); use fewer folds or more data"
+        )
     folds = assign_folds(arms, config.folds, config.seed)
     outcomes: dict[str, OutcomeResult] = {}
     reward_models: dict[str, np.ndarray] = {}
