@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 # OpenMP threads that spin while waiting make LightGBM many times slower when the cores are
@@ -98,7 +98,6 @@ class CalibratedBooster:
     prior: float
     n_jobs: int = 1
     best_iteration: int = 0
-    history: dict[str, float] = field(default_factory=dict)
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         if self.booster is None:

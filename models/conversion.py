@@ -66,7 +66,6 @@ class ConversionModel(BoostedEstimator):
         if names is not None and tuple(names[-3:]) != ACTION_COLUMNS:
             raise ValueError(f"the last three feature_names must be {ACTION_COLUMNS}")
         self._remember_schema(matrix.shape[1], names, spec)
-        self.n_messages_ = int(matrix[:, -3].max()) + 1
         n_columns = matrix.shape[1]
         holdout = latest_slice(
             None if ts_ns is None else np.asarray(ts_ns, dtype=np.int64),

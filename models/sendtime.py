@@ -2,11 +2,11 @@
 customer engages in that hour, in the customer's own timezone.
 
 One LightGBM booster scores (customer, hour) pairs. Each pair is described by the customer's
-features plus where that hour sits in the customer's hour-of-week activity profile (count and
-share at the hour, its neighbourhood, the same hour on other days, the same day), the hour and
-weekday themselves and the population's engagement rate at that hour. Training keeps every hour
-the customer engaged in and a seeded sample of ``negative_hours`` other hours per row, re-weighted
-so probabilities stay unbiased.
+features (all, or the ``customer_features`` named) plus where that hour sits in the customer's
+hour-of-week activity profile (count and share at the hour, its neighbourhood, the same hour on
+other days, the same day), the hour and weekday themselves and the population's engagement rate
+at that hour. Training keeps every hour the customer engaged in and a seeded sample of
+``negative_hours`` other hours per row, re-weighted so probabilities stay unbiased.
 
 Customers with fewer than ``min_history_events`` profiled events get the population profile (the
 mean engagement rate of each hour over the training rows): a new customer is not a guess.
@@ -51,9 +51,9 @@ def hour_columns(
     n_rows = profile.shape[0]
     total = profile.sum(axis=1)
     safe_total = np.where(total > 0, total, 1.0)[rows]
-    same_hour = profile.reshape(n_rows, 7, 24).sum(axis=1)
+    by_day = profile.reshape(n_rows, 7, 24)
+    same_hour, same_day = by_day.sum(axis=1), by_day.sum(axis=2)
     hour_of_day = hours % 24
-    same_day = profile.reshape(n_rows, 7, 24).sum(axis=2)
     at_hour = profile[rows, hours]
 
     def neighbours(offset: int) -> np.ndarray:
