@@ -120,6 +120,8 @@ class BoostedEstimator(BaseEstimator):  # type: ignore[misc]
 def check_labels(y: object, n_rows: int, shape: tuple[int, ...] = ()) -> np.ndarray:
     """Labels as float64 0/1 with ``n_rows`` rows (and trailing ``shape``), or a clear error."""
     labels = np.asarray(y, dtype=np.float64)
+    if n_rows == 0:
+        raise ValueError("there are no training rows to learn from")
     expected = (n_rows, *shape)
     if labels.shape != expected:
         raise ValueError(f"y must have shape {expected}, got {labels.shape}")

@@ -136,6 +136,8 @@ def test_bad_input_is_named(model) -> None:
         model.predict_conversion(np.zeros((1, 4)), [1], [0], [10])
     with pytest.raises(ValueError, match="rows but there are 3 actions"):
         model.predict_conversion(np.zeros((2, N_FEATURES)), [1, 2, 3], [0, 0, 0], [1, 2, 3])
+    with pytest.raises(ValueError, match="no training rows"):
+        ConversionModel().fit(np.zeros((0, 5)), np.zeros(0))
     with pytest.raises(ValueError, match="0/1 labels"):
         ConversionModel().fit(np.zeros((4, 5)), np.array([0, 1, 2, 0]))
     with pytest.raises(ValueError, match="last three feature_names"):
