@@ -13,6 +13,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.definitions import FeatureGroup
+from models.action_context import ActionContextConversionModel
 from models.baselines import (
     ConversionRateBaseline,
     MostActiveHourBaseline,
@@ -21,7 +22,6 @@ from models.baselines import (
 )
 from models.channel import ChannelModel
 from models.churn import ChurnModel
-from models.conversion import ConversionModel
 from models.sendtime import SendTimeModel
 from training.datasets import TaskDataset
 from training.tasks import Task
@@ -111,7 +111,7 @@ def fit_task(task: Task | str, train: TaskDataset, config: TaskConfig) -> Any:
     }
     logger.info("fitting the %s model on %d rows", task.value, len(train.y))
     if task is Task.CONVERSION:
-        return ConversionModel(**params).fit(train.X, train.y, **common)
+        return ActionContextConversionModel(**params).fit(train.X, train.y, **common)
     if task is Task.CHURN:
         return ChurnModel(**params).fit(train.X, train.y, **common)
     if task is Task.CHANNEL:

@@ -81,7 +81,8 @@ def _estimates(reward_model: str) -> tuple[OpeResult, dict[str, dict[str, float]
             targets.append(TargetPolicy(name, np.asarray(target)))
             truth[name] = {k: values.scan().random.metric(k) for k in METRICS}
     targets.append(TargetPolicy("logging", log.propensity.copy()))
-    truth["logging"] = {k: values.value("logging", log.actions).metric(k) for k in METRICS}
+    logged = values.logged_value("logging", sim.journeys.decisions)
+    truth["logging"] = {k: logged.metric(k) for k in METRICS}
 
     def oracle_model(actions: PolicyActions) -> np.ndarray:
         return values.row_values(actions)[0][CONVERSIONS]

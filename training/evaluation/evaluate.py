@@ -374,7 +374,7 @@ def _ope_section(
     truth: dict[str, dict[str, float]] = {}
     if oracle_values is not None and oracle_section is not None:
         values = dict(oracle_section.values)
-        values[LOGGED] = oracle_values.value(LOGGED, log.actions)
+        values[LOGGED] = oracle_values.logged_value(LOGGED, log.decisions)
         for target in targets:
             truth[target.name] = {metric: values[target.name].metric(metric)
                                   for metric in (REVENUE, NET_VALUE, "conversions")}

@@ -26,7 +26,7 @@ from typing import Final, Literal
 import numpy as np
 import pandas as pd
 
-from features.contract import CHANNELS
+from features.contract import CHANNELS, Col
 from features.simulator import Oracle
 from features.simulator.clock import local_hour, schedule_send_at
 from features.simulator.policy import eligible_actions
@@ -203,6 +203,18 @@ class OracleValues:
         rows, outside = self.row_values(actions)
         return _value(name, rows[CONVERSIONS], rows[REVENUE], rows["cost"], rows["send"] > 0,
                       int(outside.sum()))
+
+    def logged_value(self, name: str, decisions: pd.DataFrame) -> PolicyValue:
+        """True expected value of the logged actions themselves (rows aligned with the states),
+        at their logged ``send_at``, exactly as the simulator drew their outcomes."""
+        outcome = self.oracle.expected_outcome(
+            self.states, decisions[Col.MESSAGE_ID].to_numpy(dtype=object),
+            decisions[Col.CHANNEL].to_numpy(dtype=object), decisions[Col.SEND_AT],
+        )
+        sends = decisions[Col.MESSAGE_ID].notna().to_numpy()
+        return _value(name, outcome[Outcome.P_CONVERSION].to_numpy(),
+                      outcome[Outcome.EXPECTED_REVENUE].to_numpy(),
+                      outcome[Outcome.COST].to_numpy(), sends)
 
     def _score(self, p: np.ndarray, revenue: np.ndarray, cost: np.ndarray) -> np.ndarray:
         if self.objective == CONVERSIONS:

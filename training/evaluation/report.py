@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 EXPERIMENT: Final = "nextbest-evaluation"
 POLICY_ORDER: Final = ("no_contact", "random", "static_rule", "journeys", "nextbest", "oracle")
-_METRIC_LABEL: Final = {CONVERSIONS: "conversions", REVENUE: "revenue", NET_VALUE: "net value"}
+_METRIC_LABEL: Final = {CONVERSIONS: "conv.", REVENUE: "revenue", NET_VALUE: "net"}
 
 
 def report_dict(report: EvaluationReport) -> dict[str, object]:
@@ -109,19 +109,23 @@ def print_report(report: EvaluationReport, console: Console) -> None:
             console.print(f"nextbest revenue vs {rival}: {gain:+.1%}")
         for target, met in section.targets.items():
             console.print(f"target {target}: {'[green]PASS[/]' if met else '[red]FAIL[/]'}")
-    ope = Table(title="Off-policy estimates per 1,000 decisions (95 % bootstrap CI)")
+    level = f"{report.config.confidence:.0%}"
+    ope = Table(title=f"Off-policy estimates per 1,000 decisions [{level} bootstrap CI]")
     for column in ("policy", "metric", "IPS", "SNIPS", "DR", "ESS", "true"):
-        ope.add_column(column, justify="left" if column in ("policy", "metric") else "right")
+        ope.add_column(column, justify="left" if column in ("policy", "metric") else "right",
+                       no_wrap=column in ("policy", "metric"))
     for policy, by_metric in report.ope.estimates.items():
         for metric, by_method in by_metric.items():
             cells = []
             for method in (IPS, SNIPS, DR):
                 e = by_method.get(method)
-                cells.append("—" if e is None else
-                             f"{_fmt(e.value)} [{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]")
+                digits = 1 if metric == CONVERSIONS else 0
+                cells.append("—" if e is None else f"{_fmt(e.value, digits)} "
+                             f"[{_fmt(e.ci_low, digits)}, {_fmt(e.ci_high, digits)}]")
             true = report.ope_truth.get(policy, {}).get(metric, float("nan"))
             ope.add_row(policy, _METRIC_LABEL[metric], *cells,
-                        _fmt(report.ope.ess[policy], 0), _fmt(true))
+                        _fmt(report.ope.ess[policy], 0),
+                        _fmt(true, 1 if metric == CONVERSIONS else 0))
     console.print(ope)
     if report.lift is not None:
         console.print(report.lift.to_string(index=False))

@@ -1,0 +1,169 @@
+"""Action-context features: the customer described *relative to the action* being scored.
+
+The action-conditional conversion model (``models.conversion``) sees the customer's features
+and the action codes side by side. Whether an e-mail at 19:00 suits this customer depends on
+the customer's e-mail open rate and evening activity — one column among dozens, picked by the
+action. A tree ensemble can only learn that through deep splits on the action code followed
+by the matching column, and with uplift a small fraction of the response it rarely does
+(measured in docs/evaluation.md). Handing the model the matching column directly — "open rate
+*on the action's channel*", "share of activity *in the action's hour*" — turns each interaction
+into a single split.
+
+:class:`ActionContextConversionModel` is the conversion model with these columns inserted
+before the action columns, computed the same way in ``fit`` and in ``predict_conversion`` from
+the customer features (by name) and the action codes, so training and serving cannot disagree.
+All context columns are NaN for ``no_action``. The estimator's ``feature_names_`` stay its
+inputs (customer features and action columns), so the pipeline, the promotion gate and the
+pyfunc wrapper treat it exactly like :class:`ConversionModel`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+
+from features.contract import CHANNELS
+from features.definitions import DAY_PARTS
+from models._estimator import as_matrix
+from models.conversion import ACTION_COLUMNS, ConversionModel
+
+#: (context column, customer feature per channel with ``{channel}`` standing for its name)
+CHANNEL_CONTEXT: Final = (
+    ("ctx_channel_open_rate", "open_rate_{channel}"),
+    ("ctx_channel_click_rate", "click_rate_{channel}"),
+    ("ctx_channel_opens", "opens_90d_{channel}"),
+    ("ctx_channel_deliveries", "deliveries_90d_{channel}"),
+    ("ctx_channel_days_since_engagement", "days_since_engagement_{channel}"),
+    ("ctx_channel_sends_7d", "sends_7d_{channel}"),
+)
+HOUR_CONTEXT: Final = "ctx_hour_share"
+MESSAGE_CONTEXT: Final = "ctx_message_hours_since_send"
+CONTEXT_COLUMNS: Final = (*(name for name, _ in CHANNEL_CONTEXT), HOUR_CONTEXT, MESSAGE_CONTEXT)
+_HOURS_PER_PART: Final = 24 // len(DAY_PARTS)
+
+
+def _positions(names: Sequence[str], wanted: Sequence[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(names)}
+    missing = [w for w in wanted if w not in index]
+    if missing:
+        raise ValueError(
+            f"action context needs customer feature(s) {', '.join(missing[:5])}: train on the "
+            "feature spec of features.definitions"
+        )
+    return np.array([index[w] for w in wanted], dtype=np.int64)
+
+
+class ActionContextConversionModel(ConversionModel):
+    """:class:`ConversionModel` with :data:`CONTEXT_COLUMNS` computed from features and action.
+
+    ``fit`` takes the same ``X`` (customer features, then the three action columns) and
+    requires ``feature_names`` (the context columns are looked up by name); ``message_ids``
+    follow the customer features' ``hours_since_send_msg_*`` columns in catalog order.
+    """
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        ts_ns: np.ndarray | None = None,
+        feature_names: Sequence[str] | None = None,
+        spec: object = None,
+    ) -> ActionContextConversionModel:
+        if feature_names is None:
+            raise ValueError("ActionContextConversionModel.fit needs feature_names")
+        names = list(feature_names)
+        if tuple(names[-3:]) != ACTION_COLUMNS:
+            raise ValueError(f"the last three feature_names must be {ACTION_COLUMNS}")
+        matrix = as_matrix(X, len(names), "X")
+        customer_names = names[:-3]
+        self._resolve_context(customer_names)
+        context = self._context(matrix[:, :-3], matrix[:, -3], matrix[:, -2], matrix[:, -1])
+        augmented = np.hstack([matrix[:, :-3], context, matrix[:, -3:]])
+        super().fit(augmented, y, ts_ns=ts_ns,
+                    feature_names=[*customer_names, *CONTEXT_COLUMNS, *ACTION_COLUMNS], spec=spec)
+        # the estimator's face stays its inputs (what the pipeline, the promotion gate and the
+        # pyfunc wrapper pass); the booster's own columns are kept apart
+        k = self.n_customer_features_
+        gains = self.feature_importances_
+        self.model_feature_names_ = list(self.feature_names_)
+        self.feature_names_ = names
+        self.n_features_in_ = len(names)
+        self.context_importances_ = dict(
+            zip(CONTEXT_COLUMNS, gains[k : k + len(CONTEXT_COLUMNS)].tolist(), strict=True)
+        )
+        self.feature_importances_ = np.concatenate([gains[:k], gains[-3:]])
+        return self
+
+    def _resolve_context(self, customer_names: list[str]) -> None:
+        self.n_customer_features_ = len(customer_names)
+        channel_names = [c.value for c in CHANNELS]
+        self.channel_columns_ = np.vstack([
+            _positions(customer_names, [template.format(channel=c) for c in channel_names])
+            for _, template in CHANNEL_CONTEXT
+        ])  # (n_context, n_channels)
+        self.hour_columns_ = _positions(customer_names, [f"share_{p}" for p in DAY_PARTS])
+        self.message_columns_ = np.array(
+            [i for i, name in enumerate(customer_names)
+             if name.startswith("hours_since_send_msg_")], dtype=np.int64
+        )
+
+    def _context(
+        self, features: np.ndarray, message: np.ndarray, channel: np.ndarray, hour: np.ndarray
+    ) -> np.ndarray:
+        """(n, len(CONTEXT_COLUMNS)); ``features`` has one row per action or a single row."""
+        n = message.shape[0]
+        rows = np.arange(n) if features.shape[0] == n else np.zeros(n, dtype=np.int64)
+        sends = (message >= 0) & (channel >= 0)
+        ch = np.where(sends, channel, 0).astype(np.int64)
+        out = np.full((n, len(CONTEXT_COLUMNS)), np.nan)
+        for k in range(self.channel_columns_.shape[0]):
+            out[:, k] = features[rows, self.channel_columns_[k, ch]]
+        part = np.clip(np.where(hour >= 0, hour, 0) // _HOURS_PER_PART, 0, len(DAY_PARTS) - 1)
+        out[:, -2] = features[rows, self.hour_columns_[part.astype(np.int64)]]
+        if self.message_columns_.size:
+            m = np.clip(np.where(message >= 0, message, 0), 0, self.message_columns_.size - 1)
+            out[:, -1] = features[rows, self.message_columns_[m.astype(np.int64)]]
+        out[~sends] = np.nan
+        return out
+
+    def _model_matrix(
+        self, features: np.ndarray, message: np.ndarray, channel: np.ndarray, hour: np.ndarray
+    ) -> np.ndarray:
+        """The booster's rows: customer features, context columns, encoded action columns."""
+        k, c = self.n_customer_features_, len(CONTEXT_COLUMNS)
+        if features.shape[0] not in (1, message.shape[0]):
+            raise ValueError(
+                f"features has {features.shape[0]} rows but there are {message.shape[0]} actions"
+            )
+        matrix = np.empty((message.shape[0], k + c + 3), dtype=np.float64)
+        matrix[:, :k] = features
+        matrix[:, k : k + c] = self._context(features, message, channel, hour)
+        matrix[:, -3] = message + 1.0
+        matrix[:, -2] = channel + 1.0
+        matrix[:, -1] = hour
+        return matrix
+
+    def predict_conversion(
+        self,
+        features: np.ndarray,
+        message: np.ndarray,
+        channel: np.ndarray,
+        local_hour: np.ndarray,
+    ) -> np.ndarray:
+        """P(conversion | features, action) per row; one feature row is broadcast."""
+        self._check_fitted()
+        feats = as_matrix(features, self.n_customer_features_)
+        message = np.asarray(message, dtype=np.float64).reshape(-1)
+        channel = np.asarray(channel, dtype=np.float64).reshape(-1)
+        hour = np.asarray(local_hour, dtype=np.float64).reshape(-1)
+        return self.model_.predict(self._model_matrix(feats, message, channel, hour))
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Rows of ``X`` as in ``fit`` (customer features, then the action columns)."""
+        self._check_fitted()
+        matrix = as_matrix(X, self.n_features_in_, "X")
+        p = self.predict_conversion(matrix[:, :-3], matrix[:, -3], matrix[:, -2], matrix[:, -1])
+        return np.column_stack([1.0 - p, p])
