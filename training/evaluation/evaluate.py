@@ -17,23 +17,24 @@ model set, the evaluation:
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.contract import CHANNELS, STAGES, Col
+from features.contract import CHANNELS, DEFAULT_ATTRIBUTION_HOURS, STAGES, Col
 from features.definitions import FeatureSpec
 from features.eventlog import ts_to_ns
 from features.io import Journeys
 from features.simulator import GroundTruth, Oracle
 from features.simulator.catalog import CatalogArrays
 from features.simulator.policy import eligible_actions
-from features.simulator.truth import TRUTH_DIR, State
+from features.simulator.truth import TRUTH_DIR
 from models.policy import ArbitrationConfig, ModelSet
 from training.evaluation.logged_ope import (
     DecisionLogData,
@@ -250,8 +251,6 @@ def evaluate_policy(
     data_label: str = "in-memory journeys",
 ) -> EvaluationReport:
     """Run the whole evaluation (see the module docstring) and return its report."""
-    import time
-
     config = config or EvaluationConfig()
     seconds: dict[str, float] = {}
     began = time.perf_counter()
@@ -321,8 +320,6 @@ def evaluate_policy(
 
 
 def _attribution_hours(truth: GroundTruth | None) -> float:
-    from features.contract import DEFAULT_ATTRIBUTION_HOURS
-
     return float(truth.config.attribution_hours if truth is not None
                  else DEFAULT_ATTRIBUTION_HOURS)
 
@@ -397,22 +394,5 @@ def has_truth(data_dir: Path) -> bool:
     return (data_dir / TRUTH_DIR / "params.json").exists()
 
 
-def truth_value_of(section: OracleSection, policy: str, metric: str) -> float:
-    return section.values[policy].metric(metric)
-
-
-def as_jsonable(value: Any) -> Any:
-    """Floats that are not finite become ``None``; numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): as_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [as_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
-__all__ = ["State", "EvaluationConfig", "EvaluationError", "EvaluationReport", "LoadedModels",
+__all__ = ["EvaluationConfig", "EvaluationError", "EvaluationReport", "LoadedModels",
            "evaluate_policy", "evaluation_rows", "has_truth"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -23,7 +23,6 @@ from training.evaluation.evaluate import (
     ORACLE,
     STATIC_RULE,
     EvaluationReport,
-    as_jsonable,
 )
 from training.evaluation.ope import DR, IPS, SNIPS
 from training.evaluation.oracle_values import CONVERSIONS, NET_VALUE, REVENUE
@@ -33,6 +32,19 @@ logger = logging.getLogger(__name__)
 EXPERIMENT: Final = "nextbest-evaluation"
 POLICY_ORDER: Final = ("no_contact", "random", "static_rule", "journeys", "nextbest", "oracle")
 _METRIC_LABEL: Final = {CONVERSIONS: "conv.", REVENUE: "revenue", NET_VALUE: "net"}
+
+
+def as_jsonable(value: Any) -> Any:
+    """Floats that are not finite become ``None``; numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): as_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def report_dict(report: EvaluationReport) -> dict[str, object]:
