@@ -83,9 +83,8 @@ def main() -> None:  # noqa: PLR0915 - a linear script
 
     mark = time.perf_counter()
     loaded = load_registered_models("champion", uri)
-    report = evaluate_policy(journeys, loaded, truth,
-                             EvaluationConfig(since=cutoff.to_pydatetime(warn=False), n_bootstrap=200),
-                             str(data))
+    config = EvaluationConfig(since=cutoff.to_pydatetime(warn=False), n_bootstrap=200)
+    report = evaluate_policy(journeys, loaded, truth, config, str(data))
     timings["evaluate"] = time.perf_counter() - mark
     section = report.oracle
     assert section is not None
