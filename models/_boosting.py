@@ -102,8 +102,22 @@ class CalibratedBooster:
     def raw(self, X: np.ndarray) -> np.ndarray:
         if self.booster is None:
             return np.full(X.shape[0], self.prior, dtype=np.float64)
-        threads = 1 if X.shape[0] <= SMALL_BATCH_ROWS else self.n_jobs
-        return np.asarray(self.booster.predict(X, num_threads=threads), dtype=np.float64)
+        if X.shape[0] > SMALL_BATCH_ROWS:
+            return np.asarray(self.booster.predict(X, num_threads=self.n_jobs), dtype=np.float64)
+        # Booster.predict builds a new predictor (parameter copy, handle queries) on every call;
+        # the request path makes several small calls, so one single-thread predictor is kept.
+        # It runs the same C predict as Booster.predict: the scores are identical.
+        predictor = self.__dict__.get("_predictor")
+        if predictor is None:
+            predictor = lgb.basic._InnerPredictor.from_booster(self.booster, {"num_threads": 1})
+            self.__dict__["_predictor"] = predictor
+        scores = predictor.predict(X, num_iteration=self.booster.best_iteration)
+        return np.asarray(scores, dtype=np.float64)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_predictor", None)  # a handle into this process's booster: never pickled
+        return state
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.calibrator.transform(self.raw(X))
