@@ -129,12 +129,20 @@ def _wait_until_ready(server: subprocess.Popen[bytes], base: str) -> dict[str, A
     raise DemoError(f"the service at {base} was not ready after {_READY_TIMEOUT_S:.0f} s: {body}")
 
 
-def _example_customer(options: DemoOptions) -> str:
+def _example_request(options: DemoOptions) -> dict[str, Any]:
+    """A request for the last customer the simulation decided for, as of an hour after the
+    simulated journeys end (the server's clock would find every simulated customer lapsed)."""
+    import pandas as pd
+
     from features.contract import Col
     from features.io import load_journeys
 
-    decisions = load_journeys(options.data_dir).decisions
-    return str(decisions[Col.CUSTOMER_ID].iloc[-1])
+    journeys = load_journeys(options.data_dir)
+    now = journeys.events[Col.TS].max() + pd.Timedelta(hours=1)
+    return {
+        "customer_id": str(journeys.decisions[Col.CUSTOMER_ID].iloc[-1]),
+        "context": {"now": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "top_k": 3},
+    }
 
 
 def serve_and_ask(options: DemoOptions, console: Console) -> int:
@@ -153,10 +161,14 @@ def serve_and_ask(options: DemoOptions, console: Console) -> int:
                 f"registered in {options.tracking_uri}.[/]"
             )
             return 3
-        request = {"customer_id": _example_customer(options), "context": {"top_k": 3}}
+        request = _example_request(options)
         status, decision = _post(f"{base}/v1/recommend", request)
         console.print(f"POST {base}/v1/recommend {json.dumps(request)}\n→ HTTP {status}")
         console.print_json(data=decision)
+        console.print("Send more (any customer_id of the simulation; without \"now\" the "
+                      "server's clock decides):", highlight=False)
+        console.print(f"  curl -s -X POST {base}/v1/recommend -H 'content-type: application/json'"
+                      f" -d '{json.dumps(request)}'", markup=False, highlight=False, soft_wrap=True)
         console.print(f"[green]nextbest is serving on {base}[/] (docs: {base}/docs). "
                       "Ctrl-C stops it.")
         return server.wait()

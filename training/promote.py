@@ -15,7 +15,7 @@ import getpass
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -36,6 +36,8 @@ CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
 PROMOTED: Final = "promoted"
 KEPT: Final = "kept_champion"
+#: Longest error detail kept in a reason (tags have a size limit; the log has the rest).
+_MAX_DETAIL: Final = 300
 #: Tag every nextbest run carries to say what it is (training or an audit record of a promotion).
 KIND_TAG: Final = "nextbest.kind"
 
@@ -98,14 +100,14 @@ def _is_at_least_as_good(
 
 
 def _score_champion(
-    client: MlflowClient,
-    task: Task, champion: ModelVersion, valid: TaskDataset, metric: str
+    client: MlflowClient, task: Task, champion: ModelVersion, valid: TaskDataset, metric: str
 ) -> tuple[float | None, str | None]:
     """The champion's metric on ``valid``, or why it cannot be computed."""
     try:
         estimator = load_estimator(client, champion.name, champion.version)
     except Exception as exc:  # a missing or unreadable artifact: the champion cannot compete
-        return None, f"champion v{champion.version} could not be loaded ({exc})"
+        detail = str(exc)[:_MAX_DETAIL]
+        return None, f"champion v{champion.version} could not be loaded ({detail})"
     champion_features = list(getattr(estimator, "feature_names_", []))
     if champion_features != list(valid.feature_names):
         return None, (
@@ -129,34 +131,35 @@ def run_gate(
     metric, greater_is_better = primary_metric(task)
     challenger_value = float(challenger_metrics[metric])
     champion = alias_version(client, model_name, CHAMPION)
-    common = {
-        "model_name": model_name,
-        "challenger_version": str(challenger_version),
-        "metric": metric,
-        "greater_is_better": greater_is_better,
-        "challenger_value": challenger_value,
-        "tolerance": tolerance,
-        "champion_version": None if champion is None else str(champion.version),
-    }
-
-    def decided(promoted: bool, reason: str, champion_value: float | None) -> GateDecision:
-        return GateDecision(promoted=promoted, reason=reason, champion_value=champion_value,
-                            **common)  # type: ignore[arg-type]
-
+    undecided = GateDecision(
+        model_name=model_name,
+        challenger_version=str(challenger_version),
+        promoted=False,
+        reason="",
+        metric=metric,
+        greater_is_better=greater_is_better,
+        challenger_value=challenger_value,
+        champion_version=None if champion is None else str(champion.version),
+        champion_value=None,
+        tolerance=tolerance,
+    )
     if champion is None:
-        return decided(True, "no champion yet", None)
+        return replace(undecided, promoted=True, reason="no champion yet")
     champion_value, problem = _score_champion(client, task, champion, valid, metric)
-    if problem is not None:
-        return decided(False, problem, None)
-    assert champion_value is not None
+    if champion_value is None:
+        return replace(undecided, reason=problem or "the champion could not be scored")
     better = _is_at_least_as_good(challenger_value, champion_value, greater_is_better, tolerance)
     direction = "higher" if greater_is_better else "lower"
     comparison = (
         f"{metric} {challenger_value:.4f} vs champion v{champion.version} {champion_value:.4f} "
         f"on the same validation rows ({direction} is better, tolerance {tolerance:g})"
     )
-    return decided(better, ("at least as good: " if better else "worse: ") + comparison,
-                   champion_value)
+    return replace(
+        undecided,
+        promoted=better,
+        champion_value=champion_value,
+        reason=("at least as good: " if better else "worse: ") + comparison,
+    )
 
 
 def apply_gate(client: MlflowClient, decision: GateDecision, run_id: str) -> None:

@@ -76,7 +76,11 @@ def run_train(
         raise CommandError(f"{data}: no such data folder (expected a folder with the four "
                            "tables events, customers, catalog, decisions as .parquet or .csv)")
     try:
-        journeys = load_journeys(data)
+        if progress:
+            with Console(stderr=True).status(f"loading and validating {data} …"):
+                journeys = load_journeys(data)
+        else:
+            journeys = load_journeys(data)
     except DataValidationError as exc:
         raise CommandError(str(exc)) from exc
     try:
