@@ -1,10 +1,10 @@
 """Policy value on the simulator: simulate -> train on the early window -> oracle evaluation.
 
     .venv/bin/python benchmarks/policy_value.py [--customers 100000] [--days 90]
-        [--config fast] [--data DIR] [--eval-share 0.25]
+        [--config default] [--data DIR] [--eval-share 0.25]
 
 Simulates ``--customers`` customers (or reuses a simulated folder given with ``--data``), trains
-the four models with the training pipeline (``--config``, default ``fast``) into a throwaway
+the four models with the training pipeline (``--config``, default ``default``) into a throwaway
 MLflow store on the journeys *before* the evaluation window (the last ``--eval-share`` of the
 decision period), then evaluates the champion models on each customer's first decision in that
 window: true value per 1,000 customers of every policy, nextbest's share of the oracle's lift
@@ -34,7 +34,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--config", default="fast", help="training config (name or path)")
+    parser.add_argument("--config", default="default", help="training config (name or path)")
     parser.add_argument("--data", type=Path, default=None, help="reuse a simulated folder")
     parser.add_argument("--eval-share", type=float, default=0.25)
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")

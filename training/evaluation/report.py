@@ -163,7 +163,7 @@ def values_figure(report: EvaluationReport) -> Figure:
             low.append(np.nan if e is None else e.value - e.ci_low)
             high.append(np.nan if e is None else e.ci_high - e.value)
         ax.errorbar(x + offset, points, yerr=[low, high], fmt="o", color=color, capsize=3,
-                    label=f"{method.upper()} estimate, 95 % CI")
+                    label=f"{method.upper()} estimate, {report.config.confidence:.0%} CI")
     ax.set_xticks(x, policies, rotation=20)
     ax.set_ylabel("net value per 1,000 decisions")
     ax.set_title("Policy values")
