@@ -170,7 +170,9 @@ def _coerce_column(
             )
         return is_true.astype(bool), problems
     series = raw.astype("object").where(~missing, None)
-    series = series.map(lambda v: v if v is None else str(v))
+    if not pd.api.types.is_string_dtype(raw.dropna()):
+        # Only non-text input (numbers in an id column, say) pays for a per-cell conversion.
+        series = series.map(lambda v: v if v is None else str(v))
     return series.astype("object"), problems
 
 
