@@ -17,6 +17,7 @@ import socket
 import time
 from typing import Any
 
+from serving.decision import policy_files
 from serving.seed import seed_store
 from serving.settings import Settings, get_settings
 from serving.stores import open_store
@@ -85,10 +86,15 @@ def prepare_store(settings: Settings) -> None:
 
 def serve(host: str, port: int, workers: int = 1, log_level: str = "info") -> int:
     """Serve until interrupted; returns the exit code. Settings come from the environment
-    (each worker process reads them)."""
+    (each worker process reads them).
+
+    Raises ``DataValidationError``, ``StoreError`` or ``models.policy.PolicyConfigError`` (a
+    policy file with a bad key or value) before anything listens."""
     import uvicorn
 
-    prepare_store(get_settings())
+    settings = get_settings()
+    policy_files(settings)  # every worker reads them at start: refuse bad ones here, clearly
+    prepare_store(settings)
     options = uvicorn_options(host, port, log_level)
     if workers <= 1:
         uvicorn.run(**options)

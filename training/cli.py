@@ -338,6 +338,7 @@ def serve(
     from pydantic import ValidationError
 
     from features.io import DataValidationError
+    from models.policy import PolicyConfigError
     from serving.server import serve as run_server
     from serving.settings import Settings
     from serving.stores import StoreError
@@ -354,7 +355,7 @@ def serve(
         raise typer.Exit(code=2) from exc
     try:
         code = run_server(host, port, workers)
-    except (DataValidationError, StoreError) as exc:
+    except (DataValidationError, StoreError, PolicyConfigError) as exc:
         typer.secho(f"cannot start: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from exc
     raise typer.Exit(code=code)
