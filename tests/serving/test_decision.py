@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from features.contract import CHANNELS, Channel, Col, EventType, Table
 from features.customers import CustomerTable
@@ -19,10 +20,11 @@ from models.registry import TASKS
 from serving.customer_features import CustomerState, FeatureBuilder, to_ns
 from serving.decision import Decider, DecisionContext, ModelSetMismatch
 from serving.model_follower import ModelSet
-from serving.settings import Settings
+from serving.settings import Settings, get_settings
 from serving.stores.base import CustomerProfile
 from tests.serving.conftest import NOW
 from tests.serving.tiny_models import tiny_scorer
+from training.cli import app
 
 UNSUBSCRIBE = EVENT_CODE[EventType.UNSUBSCRIBE]
 
@@ -130,3 +132,19 @@ def test_the_smoke_check_refuses_what_the_service_cannot_use(catalog, spec):
         decider.smoke_check(_models(other))
     with pytest.raises(ValueError, match=r"churn: probabilities outside \[0, 1\]"):
         decider.smoke_check(_models(spec, churn=tiny_scorer(seed=2, scale=40.0, spec=spec)))
+
+
+def test_a_bad_policy_file_stops_serve_with_a_message_naming_the_key(tmp_path, monkeypatch):
+    policy = tmp_path / "contact_policy.yaml"
+    policy.write_text("version: 1\nfrequency_caps:\n  per_channel:\n    email: {max_send: 3}\n")
+    monkeypatch.setenv("NEXTBEST_AUTH_DISABLED", "true")
+    monkeypatch.setenv("NEXTBEST_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("NEXTBEST_CONTACT_POLICY_PATH", str(policy))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["serve", "--port", "1"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "cannot start" in result.output and "max_send" in result.output
+    assert str(policy) in result.output
