@@ -1,9 +1,10 @@
 """``nextbest evaluate`` on 100,000 logged decisions with 1,000 bootstrap resamples: <= 60 s?
 
-    .venv/bin/python benchmarks/evaluate.py [--customers 20000] [--decisions 100000]
+    .venv/bin/python benchmarks/evaluate.py [--customers 40000] [--decisions 100000]
         [--bootstrap 1000] [--data DIR] [--config fast]
 
-Setup (not timed): simulates ``--customers`` customers over 90 days (or reuses ``--data``),
+Setup (not timed): simulates ``--customers`` customers over 90 days (or reuses ``--data``; the
+window before the evaluated decisions must span the training windows, about 70 days),
 trains the four models with the training pipeline (``--config``) into a throwaway MLflow store
 on everything before the last ``--decisions`` logged decisions. Timed: the evaluation of those
 decisions exactly as ``nextbest evaluate`` runs it — loading the champion models from the
@@ -32,7 +33,7 @@ TARGET_SECONDS = 60.0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--customers", type=int, default=40_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--decisions", type=int, default=100_000)
     parser.add_argument("--bootstrap", type=int, default=1000)

@@ -198,6 +198,11 @@ def evaluate(
         typer.Option("--since", help="Evaluate decisions from this ISO-8601 time (default: "
                      "after the models' training window)."),
     ] = None,
+    decisions: Annotated[
+        Path | None,
+        typer.Option("--decisions", help="Decision log to evaluate instead of DIR's decisions: "
+                     "JSON lines of the service's decision records, or a CSV/Parquet table."),
+    ] = None,
     policy: Annotated[
         list[str] | None,
         typer.Option("--policy", help="Policy to estimate off-policy (repeatable): nextbest, "
@@ -229,7 +234,7 @@ def evaluate(
         start = (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).to_pydatetime()
     try:
         report, run_id = run_evaluate(data, models_alias, tracking_uri, bootstrap, start, log_run,
-                                      tuple(policy) if policy else None)
+                                      tuple(policy) if policy else None, decisions)
     except CommandError as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from exc

@@ -100,3 +100,31 @@ def test_a_missing_folder_and_truth_without_params_are_clear_errors(
                      "--no-log")
     assert result.exit_code == 2
     assert "truth" in result.output and "params.json" in result.output
+
+
+def test_a_service_decision_log_gets_off_policy_estimates_and_the_control_group_lift(
+    world: EvaluationWorld, tmp_path: Path
+) -> None:
+    decisions = world.simulation.journeys.decisions
+    late = decisions[decisions["ts"] > world.cutoff].copy()
+    control = late["customer_id"].astype(str).str.endswith("0")  # a tenth of the customers
+    late["assignment"] = "treated"
+    late.loc[control, "assignment"] = "global_control"
+    late.loc[control, ["message_id", "channel", "send_at"]] = None
+    late.loc[control, "propensity"] = 1.0
+    log = tmp_path / "decisions.jsonl"
+    log.write_text(late.to_json(orient="records", lines=True, date_format="iso"))
+    result = run_cli("evaluate", "--data", world.data_dir, "--tracking-uri", world.tracking_uri,
+                     "--decisions", log, "--bootstrap", "30", "--no-log", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert "oracle" not in report  # a service log has no simulator states
+    assert "nextbest" in report["off_policy"]["estimates"]
+    lift = report["control_group_lift"]
+    assert lift and all(row["n_control"] > 0 for row in lift)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"decision_id": "d1"}\n')
+    result = run_cli("evaluate", "--data", world.data_dir, "--tracking-uri", world.tracking_uri,
+                     "--decisions", bad, "--no-log")
+    assert result.exit_code == 2
+    assert "customer_id" in result.output

@@ -14,11 +14,13 @@ from pathlib import Path
 import pandas as pd
 from pydantic import ValidationError
 
+from features.contract import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Table
 from features.definitions import FeatureSpec
-from features.io import DataValidationError, load_journeys
+from features.io import DataValidationError, Journeys, load_journeys, parse_table
 from models.policy import ModelSet
 from models.registry import CHAMPION, TASKS, ModelLoadError, model_name, registry_client
 from training.evaluation.evaluate import (
+    ASSIGNMENT,
     EvaluationConfig,
     EvaluationError,
     EvaluationReport,
@@ -83,6 +85,23 @@ def load_registered_models(alias: str, tracking_uri: str | None) -> LoadedModels
                         source=f"registry alias {alias}")
 
 
+def read_decisions(path: Path) -> pd.DataFrame:
+    """A decision log as the contract's decisions table (plus ``assignment`` when present)."""
+    from models.policy.lift import read_decision_log
+
+    if not path.is_file():
+        raise CommandError(f"--decisions: {path} is not a file (expected JSON lines of decision "
+                           "records, or a CSV/Parquet decisions table)")
+    try:
+        raw = read_decision_log(path)
+        wanted = (*REQUIRED_COLUMNS[Table.DECISIONS], *OPTIONAL_COLUMNS[Table.DECISIONS],
+                  ASSIGNMENT)
+        return parse_table(raw[[c for c in wanted if c in raw.columns]], Table.DECISIONS,
+                           str(path))
+    except DataValidationError as exc:
+        raise CommandError(str(exc)) from exc
+
+
 def run_evaluate(
     data: Path,
     models_alias: str = CHAMPION,
@@ -91,9 +110,15 @@ def run_evaluate(
     since: datetime | None = None,
     log_to_mlflow: bool = True,
     policies: tuple[str, ...] | None = None,
+    decision_log: Path | None = None,
 ) -> tuple[EvaluationReport, str | None]:
     """Evaluate the registered models' policy on ``data``; returns the report and the MLflow
-    run id (``None`` when not logged)."""
+    run id (``None`` when not logged).
+
+    ``decision_log`` replaces the folder's decisions table: JSON lines of the service's decision
+    records, or a CSV/Parquet table in the contract. Its decisions have no simulator states, so
+    the oracle section is left out; its ``assignment`` column feeds the lift section.
+    """
     from features.simulator import load_simulation_truth
     from training.evaluation.report import log_report
 
@@ -114,6 +139,10 @@ def run_evaluate(
     if truth is None and (data / "truth").exists():
         raise CommandError(f"{data / 'truth'}: simulator truth without its params.json; "
                            "re-run nextbest simulate or remove the folder")
+    if decision_log is not None:
+        journeys = Journeys(events=journeys.events, customers=journeys.customers,
+                            catalog=journeys.catalog, decisions=read_decisions(decision_log))
+        truth = None
     with quiet_mlflow():
         loaded = load_registered_models(models_alias, tracking_uri)
         try:
