@@ -29,7 +29,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def main() -> None:  # noqa: PLR0915 - a linear script
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=90)
@@ -83,8 +83,8 @@ def main() -> None:  # noqa: PLR0915 - a linear script
 
     mark = time.perf_counter()
     loaded = load_registered_models("champion", uri)
-    config = EvaluationConfig(since=cutoff.to_pydatetime(warn=False), n_bootstrap=200)
-    report = evaluate_policy(journeys, loaded, truth, config, str(data))
+    evaluation = EvaluationConfig(since=cutoff.to_pydatetime(warn=False), n_bootstrap=200)
+    report = evaluate_policy(journeys, loaded, truth, evaluation, str(data))
     timings["evaluate"] = time.perf_counter() - mark
     section = report.oracle
     assert section is not None

@@ -13,7 +13,7 @@ import pandas as pd
 from features.simulator import Simulation
 
 #: Long enough for every task's windows (snapshot warm-up, 30-day churn labels) before the cut.
-WORLD = {"n_customers": 500, "days": 91, "seed": 10}
+N_CUSTOMERS, DAYS, SEED = 500, 91, 10
 HELD_OUT_SHARE = 0.25
 
 
@@ -39,7 +39,8 @@ def evaluation_world(root: Path) -> EvaluationWorld:
     from training.config import load_config
     from training.pipeline import train
 
-    simulation = simulate(SimulationConfig(**WORLD), progress=False)
+    config = SimulationConfig(n_customers=N_CUSTOMERS, days=DAYS, seed=SEED)
+    simulation = simulate(config, progress=False)
     data_dir = write_simulation(simulation, root / "sim")
     journeys = simulation.journeys
     ts = pd.DatetimeIndex(journeys.decisions[Col.TS])
