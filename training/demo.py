@@ -34,6 +34,8 @@ DEFAULT_DATA_DIR: Final = Path("data/sim")
 DEMO_CONFIG: Final = "fast"
 _READY_TIMEOUT_S: Final = 120.0
 _POLL_S: Final = 0.5
+#: Recently active customers the example request is chosen from.
+_EXAMPLE_CANDIDATES: Final = 50
 
 
 class DemoError(RuntimeError):
@@ -129,20 +131,26 @@ def _wait_until_ready(server: subprocess.Popen[bytes], base: str) -> dict[str, A
     raise DemoError(f"the service at {base} was not ready after {_READY_TIMEOUT_S:.0f} s: {body}")
 
 
-def _example_request(options: DemoOptions) -> dict[str, Any]:
-    """A request for the last customer the simulation decided for, as of an hour after the
-    simulated journeys end (the server's clock would find every simulated customer lapsed)."""
+def _example_request(options: DemoOptions, base: str) -> dict[str, Any]:
+    """A request as of an hour after the simulated journeys end (the server's clock would find
+    every simulated customer lapsed), for a customer the policy would contact: the most recently
+    active customers are decided in one batch call and the first one sent a message is shown
+    (the first of them if none is)."""
     import pandas as pd
 
-    from features.contract import Col
+    from features.contract import ACTIVITY_EVENT_TYPES, Col
     from features.io import load_journeys
 
-    journeys = load_journeys(options.data_dir)
-    now = journeys.events[Col.TS].max() + pd.Timedelta(hours=1)
-    return {
-        "customer_id": str(journeys.decisions[Col.CUSTOMER_ID].iloc[-1]),
-        "context": {"now": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "top_k": 3},
-    }
+    events = load_journeys(options.data_dir).events
+    now = (events[Col.TS].max() + pd.Timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    active = events[events[Col.EVENT_TYPE].isin(list(ACTIVITY_EVENT_TYPES))]
+    recent = active.sort_values(Col.TS)[Col.CUSTOMER_ID].drop_duplicates(keep="last")
+    candidates = [str(c) for c in recent.iloc[-_EXAMPLE_CANDIDATES:][::-1]]
+    requests = [{"customer_id": c, "context": {"now": now, "top_k": 3}} for c in candidates]
+    status, answer = _post(f"{base}/v1/recommend/batch", {"requests": requests})
+    decisions = answer.get("decisions", []) if status == 200 else []
+    sent = [d["customer_id"] for d in decisions if d.get("action", {}).get("type") == "send"]
+    return {"customer_id": (sent or candidates)[0], "context": {"now": now, "top_k": 3}}
 
 
 def serve_and_ask(options: DemoOptions, console: Console) -> int:
@@ -161,7 +169,7 @@ def serve_and_ask(options: DemoOptions, console: Console) -> int:
                 f"registered in {options.tracking_uri}.[/]"
             )
             return 3
-        request = _example_request(options)
+        request = _example_request(options, base)
         status, decision = _post(f"{base}/v1/recommend", request)
         console.print(f"POST {base}/v1/recommend {json.dumps(request)}\n→ HTTP {status}")
         console.print_json(data=decision)
