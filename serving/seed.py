@@ -79,7 +79,7 @@ def profiles_from_frame(customers: pd.DataFrame) -> Iterator[CustomerProfile]:
         yield CustomerProfile(
             customer_id=str(row[Col.CUSTOMER_ID]),
             timezone=str(row[Col.TIMEZONE]),
-            signup_ts=pd.Timestamp(row[Col.SIGNUP_TS]).to_pydatetime(),
+            signup_ts=pd.Timestamp(row[Col.SIGNUP_TS]).to_pydatetime(warn=False),
             consents={c: bool(row[consent_column(c)]) for c in CHANNELS},
             attributes={c: json_safe(row[c]) for c in extra},
         )
@@ -105,7 +105,8 @@ def events_from_frame(events: pd.DataFrame) -> Iterator[EventRecord]:
         yield EventRecord(
             event_id=str(row[Col.EVENT_ID]),
             customer_id=str(row[Col.CUSTOMER_ID]),
-            ts=pd.Timestamp(row[Col.TS]).to_pydatetime(),
+            # the store keeps microseconds, like every event posted to /v1/events
+            ts=pd.Timestamp(row[Col.TS]).to_pydatetime(warn=False),
             event_type=EventType(row[Col.EVENT_TYPE]),
             channel=None if channel is None or channel is np.nan else channel,
             message_id=json_safe(row[Col.MESSAGE_ID]),
