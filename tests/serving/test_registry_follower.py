@@ -42,8 +42,10 @@ def registry(tmp_path_factory):
     alone), artifact missing, fails the smoke check."""
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    # Both: an earlier test may have pointed the registry elsewhere (configure_tracking does).
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     experiment = mlflow.create_experiment(
         "serving-tests", artifact_location=(root / "art").as_uri()
     )
@@ -70,7 +72,8 @@ def registry(tmp_path_factory):
     for task in TASKS:
         set_alias(client, task, CHAMPION, 1)
     yield uri, client
-    mlflow.set_tracking_uri(previous)
+    mlflow.set_tracking_uri(previous[0])
+    mlflow.set_registry_uri(previous[1])
 
 
 def _point(client, version: int) -> None:
