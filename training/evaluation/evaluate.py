@@ -48,6 +48,7 @@ from training.evaluation.nextbest_policy import (
     ObservedJourneys,
     evaluation_engine,
     nextbest_actions,
+    shipped_send_hours,
 )
 from training.evaluation.oracle_values import (
     NET_VALUE,
@@ -284,7 +285,7 @@ def evaluate_policy(
         send_hours = oracle_values.send_hours
     else:
         context = _observed_context(observed, journeys.catalog, codes, features)
-        send_hours = tuple(range(24))
+        send_hours = shipped_send_hours()
     seconds["prepare"] = time.perf_counter() - began
 
     engine = evaluation_engine(journeys.catalog, loaded.models, send_hours, loaded.arbitration,

@@ -37,6 +37,7 @@ from models.policy import (
     DecisionRequest,
     ModelSet,
     load_arbitration,
+    load_contact_policy,
 )
 from models.policy.config import ControlGroups, Exploration, QuietHours
 from training.evaluation.oracle_values import PolicyActions
@@ -64,6 +65,20 @@ def quiet_hours_outside(send_hours: Sequence[int]) -> QuietHours | None:
         last = (last + 1) % 24
     return QuietHours(start=f"{(last + 1) % 24:02d}:00", end=f"{first:02d}:00",
                       channels=tuple(CHANNELS))
+
+
+def shipped_send_hours() -> tuple[int, ...]:
+    """Local hours outside the shipped contact policy's quiet hours: the send hours of a log
+    without simulator truth (whose own allowed hours are unknown)."""
+    quiet = load_contact_policy().quiet_hours
+    if quiet is None:
+        return tuple(range(24))
+    start, end = quiet.start_seconds, quiet.end_seconds
+
+    def inside(second: int) -> bool:
+        return start <= second < end if start < end else (second >= start or second < end)
+
+    return tuple(h for h in range(24) if not inside(h * 3600))
 
 
 def evaluation_engine(
