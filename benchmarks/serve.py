@@ -18,7 +18,9 @@ raw asyncio sockets, loopback only, bounded by a request count and a time limit)
    1-row ``dataframe_split`` request, concurrency 1: nextbest must reach >= 2x its requests/s;
 3. ``nextbest serve --workers 2`` (two single-worker processes sharing the port with
    SO_REUSEPORT), concurrency 8: >= 1,000 requests/s, p99 <= 20 ms, 0 errors;
-4. ``POST /v1/recommend/batch`` of 1,000 customers: customers/s (reported, no target).
+4. ``POST /v1/recommend/batch`` of 1,000 customers: customers/s (reported, no target);
+5. ``GET /health`` at concurrency 1: the HTTP stack alone, and the server's CPU time per request
+   in every run, to read the figures against on a shared machine.
 
 Run: ``.venv/bin/python benchmarks/serve.py [--customers 2000] [--days 60] [--requests 3000]``.
 The CPU may be shared with other work: the load average is printed before and after, and
@@ -208,8 +210,11 @@ class LoadResult:
 
 
 def _request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json",
-             f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
+    """A POST with ``body``, or a GET without one."""
+    lines = [f"{'POST' if body else 'GET'} {path} HTTP/1.1", "Host: 127.0.0.1",
+             *(["Content-Type: application/json", f"Content-Length: {len(body)}"] if body
+               else []),
+             *(f"{k}: {v}" for k, v in headers.items())]  # fmt: skip
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
@@ -365,6 +370,7 @@ def main() -> int:
         single = load(server, port, "/v1/recommend", bodies, 1, options.requests,
                       options.seconds, api, sample_candidates=True)  # fmt: skip
         customers_per_s, batch_errors = batch(port, bodies, options.batches)
+        floor = load(server, port, "/health", [b""], 1, options.requests, options.seconds, {})
     finally:
         stop(server)
 
@@ -410,6 +416,8 @@ def main() -> int:
     print(f"requests: c=1 {len(single.latencies_ms):,} in {single.seconds:.1f} s, mlflow "
           f"{len(baseline.latencies_ms):,}, c=8 {len(eight.latencies_ms):,} in "
           f"{eight.seconds:.1f} s (p50 {eight.percentile(50):.2f} ms)")
+    print(f"HTTP floor of this machine, GET /health at c=1: p50 {floor.percentile(50):.2f} ms, "
+          f"{floor.rate:,.0f} requests/s, server CPU {floor.cpu_ms:.2f} ms per request")
     print(f"server CPU per request: nextbest {single.cpu_ms:.2f} ms (c=1), "
           f"{eight.cpu_ms:.2f} ms (c=8, 2 processes); mlflow models serve {baseline.cpu_ms:.2f} ms")
     width = max(len(r[0]) for r in rows)
