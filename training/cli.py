@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from training.cli_options import Bootstrap, TrackingUri
 from training.hillstrom_commands import benchmark_app, hillstrom_app
 
 app = typer.Typer(
@@ -99,11 +100,7 @@ def train(
         str | None,
         typer.Option("--config", help="YAML file, or a packaged name: default, fast, hillstrom."),
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or "
-                     "sqlite:///mlflow.db)."),
-    ] = None,
+    tracking_uri: TrackingUri = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
     ] = False,
@@ -158,9 +155,7 @@ def promote(
     registry_prefix: Annotated[
         str, typer.Option("--registry-prefix", help="Registered models are <prefix>-<task>.")
     ] = "nextbest",
-    tracking_uri: Annotated[
-        str | None, typer.Option("--tracking-uri", help="MLflow store (as for train).")
-    ] = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Move a registry alias by hand (logged on the version and as an audit run)."""
     from training.runner import CommandError, run_promote
@@ -185,14 +180,8 @@ def evaluate(
     models_alias: Annotated[
         str, typer.Option("--models-alias", help="Registry alias of the models to evaluate.")
     ] = "champion",
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or "
-                     "sqlite:///mlflow.db)."),
-    ] = None,
-    bootstrap: Annotated[
-        int, typer.Option("--bootstrap", min=10, help="Bootstrap resamples of the intervals.")
-    ] = 1000,
+    tracking_uri: TrackingUri = None,
+    bootstrap: Bootstrap = 1000,
     since: Annotated[
         str | None,
         typer.Option("--since", help="Evaluate decisions from this ISO-8601 time (default: "

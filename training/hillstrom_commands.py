@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from training.cli_options import Bootstrap, TrackingUri
+
 hillstrom_app = typer.Typer(
     help="Kevin Hillstrom's MineThatData e-mail experiment (64,000 customers, vendored).",
     no_args_is_help=True,
@@ -55,19 +57,13 @@ def export(
 def benchmark_hillstrom(
     folds: Annotated[int, typer.Option("--folds", min=2, help="Cross-fitting folds.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of folds, models, bootstrap.")] = 0,
-    bootstrap: Annotated[
-        int, typer.Option("--bootstrap", min=10, help="Bootstrap resamples of the intervals.")
-    ] = 1000,
+    bootstrap: Bootstrap = 1000,
     source: Annotated[
         Path | None,
         typer.Option("--source", help="A Hillstrom CSV (default: the copy shipped with "
                      "nextbest)."),
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or "
-                     "sqlite:///mlflow.db)."),
-    ] = None,
+    tracking_uri: TrackingUri = None,
     log_run: Annotated[
         bool, typer.Option("--log/--no-log", help="Log the run to MLflow (nextbest-hillstrom).")
     ] = True,
