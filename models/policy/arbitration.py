@@ -16,53 +16,80 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.policy.batch import Candidates
 from models.policy.catalog import CatalogArrays
 from models.policy.config import ArbitrationConfig, ValueMode
-from models.policy.randomisation import epsilon_greedy_probabilities
 
 
-@dataclass(frozen=True, slots=True)
-class Valuation:
-    """Per scored candidate row (N,): value, uplift and whether it beats no_action."""
+@dataclass(slots=True)
+class Arbitration:
+    """Values of the candidate rows, each pair's best row (the options) and the greedy option."""
 
-    expected_value: np.ndarray
-    uplift: np.ndarray
-    beats_no_action: np.ndarray
+    p_action: np.ndarray  # (N,)
+    p_no_action: np.ndarray  # (B,)
+    expected_value: np.ndarray  # (N,)
+    uplift: np.ndarray  # (N,)
+    beats_no_action: np.ndarray  # (N,)
+    send_time_score: np.ndarray  # (N,) send-time score of each row's slot
+    options: np.ndarray  # (O,) candidate row of each option, request-major, pair order
+    option_start: np.ndarray  # (B,) first option of each request
+    n_options: np.ndarray  # (B,)
+    greedy: np.ndarray  # (B,) option index within the request; n_options = no_action
 
 
-def value_candidates(
+def arbitrate(
     catalog: CatalogArrays,
     config: ArbitrationConfig,
-    pair_index: np.ndarray,
-    p_action: np.ndarray,
-    p_no_action: float,
-    churn_risk: float,
-) -> Valuation:
-    uplift = p_action - p_no_action
-    weight = catalog.pair_weight[pair_index] * (
-        1.0 + catalog.pair_churn_strength[pair_index] * churn_risk
-    )
+    candidates: Candidates,
+    p_conversion: np.ndarray,
+    churn: np.ndarray,
+    slot_score: np.ndarray,
+) -> Arbitration:
+    """Incremental (or absolute) expected values, each pair's best row and the greedy option.
+
+    EV = weight x (P(conv | action) - P(conv | no_action)) x value - cost, weight = objective
+    weight x message weight x (1 + churn strength x churn risk); see docs/decision-policy.md.
+    """
+    request, pair = candidates.request, candidates.pair
+    p_action = p_conversion[candidates.model_row]
+    p_no_action = p_conversion[candidates.no_action_row]
+    uplift = p_action - p_no_action[request]
+    weight = catalog.pair_weight[pair] * (1.0 + catalog.pair_churn_strength[pair] * churn[request])
     incremental = config.value_mode is ValueMode.INCREMENTAL
     basis = uplift if incremental else p_action
-    expected = weight * basis * catalog.pair_value[pair_index] - catalog.pair_cost[pair_index]
+    expected = weight * basis * catalog.pair_value[pair] - catalog.pair_cost[pair]
     beats = expected > config.no_action_margin
     if incremental:
         beats &= uplift >= config.min_uplift
-    return Valuation(expected, uplift, beats)
+    send_time = slot_score[request, candidates.grid_row, candidates.slot]
 
+    # the best row of each (request, pair): highest EV, then best send-time score, then earliest
+    order = np.lexsort((-send_time, -expected, pair, request))
+    first = np.ones(order.shape[0], dtype=bool)
+    first[1:] = (pair[order][1:] != pair[order][:-1]) | (request[order][1:] != request[order][:-1])
+    options = order[first]
+    option_request = request[options]
+    n_requests = candidates.per_request.shape[0]
+    n_options = np.bincount(option_request, minlength=n_requests)
+    option_start = np.cumsum(n_options) - n_options
 
-def best_row_per_pair(
-    pair_index: np.ndarray, expected_value: np.ndarray, send_time_score: np.ndarray
-) -> np.ndarray:
-    """Index of the highest-EV row of each pair present, in pair order; among equal EVs the
-    better send-time score, then the earliest row (the earliest send time)."""
-    if pair_index.shape[0] == 0:
-        return np.zeros(0, dtype=np.intp)
-    order = np.lexsort((-send_time_score, -expected_value, pair_index))
-    grouped = pair_index[order]
-    first = np.ones(grouped.shape[0], dtype=bool)
-    first[1:] = grouped[1:] != grouped[:-1]
-    return order[first]
+    # greedy: the first best option that beats no_action, else no_action (index n_options)
+    option_beats = beats[options]
+    masked = np.where(option_beats, expected[options], -np.inf)
+    by_value = np.lexsort((-masked, option_request))
+    group_first = np.ones(by_value.shape[0], dtype=bool)
+    group_first[1:] = option_request[by_value][1:] != option_request[by_value][:-1]
+    best = by_value[group_first]
+    greedy = n_options.copy()
+    has_beating = np.bincount(option_request[option_beats], minlength=n_requests) > 0
+    best_request = option_request[best]
+    winners = has_beating[best_request]
+    greedy[best_request[winners]] = best[winners] - option_start[best_request[winners]]
+    return Arbitration(
+        p_action=p_action, p_no_action=p_no_action, expected_value=expected, uplift=uplift,
+        beats_no_action=beats, send_time_score=send_time, options=options,
+        option_start=option_start, n_options=n_options, greedy=greedy,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,25 +102,15 @@ class Choice:
     explored: bool
 
 
-def greedy_option(option_value: np.ndarray, option_beats: np.ndarray) -> int:
-    """The best option that beats no_action; no_action (index ``len``) when none does."""
-    if not option_beats.any():
-        return int(option_value.shape[0])
-    return int(np.argmax(np.where(option_beats, option_value, -np.inf)))
-
-
 def choose(
-    option_value: np.ndarray,
-    option_beats: np.ndarray,
-    epsilon: float,
-    draws: tuple[float, float],
+    n_options: int, greedy: int, epsilon: float, draws: tuple[float, float]
 ) -> Choice:
-    """Epsilon-greedy over the options and no_action, with the exact propensity."""
-    n_actions = int(option_value.shape[0])
-    greedy = greedy_option(option_value, option_beats)
-    k = n_actions + 1
+    """Epsilon-greedy over the options and no_action, with the exact propensity: ``1 - eps +
+    eps/K`` for the greedy option, ``eps/K`` for every other (K options, no_action included;
+    ``randomisation.epsilon_greedy_probabilities``)."""
+    k = n_options + 1
     explore_draw, pick_draw = draws
     explored = epsilon > 0 and explore_draw < epsilon
     chosen = min(int(pick_draw * k), k - 1) if explored else greedy
-    propensity = float(epsilon_greedy_probabilities(k, greedy, epsilon)[chosen])
+    propensity = epsilon / k + (1.0 - epsilon) if chosen == greedy else epsilon / k
     return Choice(chosen=chosen, greedy=greedy, propensity=propensity, explored=explored)

@@ -25,18 +25,14 @@ import numpy as np
 import pandas as pd
 
 from features.contract import CHANNELS, Channel, Stage
-from models.policy.arbitration import best_row_per_pair, choose, value_candidates
-from models.policy.assemble import DecisionParts, ExclusionRows, assemble_decision
+from models.policy.arbitration import arbitrate
+from models.policy.assemble import BatchParts, ExclusionRows, assemble_decisions
+from models.policy.batch import model_inputs, select_slots, stack_reasons
 from models.policy.catalog import STAGE_INDEX, CatalogArrays, build_catalog_arrays
 from models.policy.config import ArbitrationConfig, ContactPolicy, config_digest
-from models.policy.history import MessageCodeMap, read_history
-from models.policy.randomisation import assign, decision_id, exploration_draw
-from models.policy.rules import (
-    CODE,
-    CompiledContactPolicy,
-    pair_reasons,
-    slot_reasons,
-)
+from models.policy.history import ContactHistory, MessageCodeMap, read_history
+from models.policy.randomisation import assign
+from models.policy.rules import CompiledContactPolicy, pair_reasons, slot_reasons
 from models.policy.slots import SlotGrid, build_slot_grid, quiet_key, to_ns, zone
 from models.policy.types import (
     Assignment,
@@ -44,7 +40,6 @@ from models.policy.types import (
     DecisionInputError,
     DecisionRequest,
     ModelSet,
-    ReasonCode,
     ScoringError,
 )
 
@@ -53,27 +48,17 @@ logger = logging.getLogger(__name__)
 N_CHANNELS = len(CHANNELS)
 MAX_TOP_K = 100
 MAX_CACHED_STATES = 4096
-_NO_DRAW = (1.0, 0.0)  # an exploration draw that never explores
 
 
 @dataclass(slots=True)
 class _Prepared:
-    """A request after the model-free steps (1-3)."""
+    """A batch after the model-free, per-request steps (1-3)."""
 
-    request: DecisionRequest
-    now_ns: int
-    assignment: Assignment
-    grid: SlotGrid
-    reasons: np.ndarray  # (P, S) int8
-
-
-@dataclass(slots=True)
-class _Candidates:
-    """Rows to score for one request (step 4): candidate rows then the no_action row."""
-
-    pair_index: np.ndarray  # (N,)
-    slot_index: np.ndarray  # (N,)
-    slot_score: np.ndarray  # (2, S)
+    now_ns: list[int]
+    assignments: list[Assignment]
+    grids: list[SlotGrid]
+    pair_reasons: list[np.ndarray]  # (P,) int8 each
+    slot_reasons: dict[int, np.ndarray]  # (P, S) int8, requests whose history excludes slots
 
 
 def _check_output(name: str, values: object, shape: tuple[int, ...], probability: bool) -> None:
@@ -121,7 +106,11 @@ class DecisionEngine:
         self._all_channels = np.ones(N_CHANNELS, dtype=bool)
         self._pair_reasons_cache: dict[tuple[object, ...], np.ndarray] = {}
         self._pair_grid_row = self.policy_.grid_row_of_channel[self.catalog_.pair_channel]
-        self._grid_rows = np.arange(2)[:, None]
+        caps = contact_policy.frequency_caps
+        # a cap of zero sends excludes slots even without any history
+        self._closed_cap = any(
+            rule.max_sends <= 0 for rule in (*caps.per_channel.values(), *caps.all_channels)
+        )
         self._quiet_key = quiet_key(contact_policy.quiet_hours)
         self.exclusion_rows_ = ExclusionRows(
             self.catalog_.message_ids, self.catalog_.pair_message, self.catalog_.pair_channel
@@ -151,10 +140,10 @@ class DecisionEngine:
     def decide_many(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
         if not requests:
             return []
-        prepared = [self._prepare(r) for r in requests]
-        features = self._stack([p.request.features for p in prepared], "features")
-        profiles = self._stack([p.request.hour_profile for p in prepared], "hour_profile")
-        n = len(prepared)
+        prepared = self._prepare(requests)
+        features = self._stack([r.features for r in requests], "features")
+        profiles = self._stack([r.hour_profile for r in requests], "hour_profile")
+        n = len(requests)
         models = self.models
         churn = np.asarray(models.churn.predict_churn(features))
         _check_output("churn model", churn, (n,), probability=True)
@@ -165,23 +154,66 @@ class DecisionEngine:
         if np.isnan(hours).any():
             hours = np.nan_to_num(hours, nan=0.0)
 
-        candidates = [self._select_slots(p, hours[i]) for i, p in enumerate(prepared)]
-        sizes = np.array([c.pair_index.shape[0] + 1 for c in candidates])
-        p_conversion = self._score_conversion(features, prepared, candidates, sizes)
-        ends = np.cumsum(sizes)
-        return [
-            self._finish(p, c, p_conversion[end - size : end], float(churn[i]), channel_scores[i])
-            for i, (p, c, size, end) in enumerate(
-                zip(prepared, candidates, sizes.tolist(), ends.tolist(), strict=True)
-            )
-        ]
+        grids = prepared.grids
+        reasons = stack_reasons(
+            prepared.pair_reasons, prepared.slot_reasons,
+            np.stack([g.blocked for g in grids]), self._pair_grid_row, self.policy_.quiet_code,
+        )
+        slot_score = hours[np.arange(n)[:, None, None], np.stack([g.hour_of_week for g in grids])]
+        candidates = select_slots(
+            reasons, slot_score, self._pair_grid_row, self.arbitration.send_time.slots_per_pair
+        )
+        message, channel, local_hour, sizes = model_inputs(
+            self.catalog_, candidates, np.stack([g.local_hour for g in grids])
+        )
+        p_conversion = np.asarray(models.conversion.predict_conversion(
+            np.repeat(features, sizes, axis=0), message, channel, local_hour
+        ))
+        _check_output("conversion model", p_conversion, (message.shape[0],), probability=True)
+        arbitration = arbitrate(
+            self.catalog_, self.arbitration, candidates, p_conversion, churn, slot_score
+        )
+        parts = BatchParts(
+            requests=requests, now_ns=prepared.now_ns, assignments=prepared.assignments,
+            grids=grids, candidates=candidates, arbitration=arbitration,
+            churn_risk=churn.astype(np.float64).tolist(), channel_scores=channel_scores,
+            exclusions=self.exclusion_rows_.many(reasons),
+        )
+        return assemble_decisions(self, parts)
 
     # ------------------------------------------------------------------ steps
 
-    def _prepare(self, request: DecisionRequest) -> _Prepared:
-        now_ns = self._validate(request)
-        catalog = self.catalog_
-        history = read_history(request.history, request.customer_id, self.message_codes_, now_ns)
+    def _prepare(self, requests: Sequence[DecisionRequest]) -> _Prepared:
+        """Validation, assignment, slot grid and exclusion rules of each request."""
+        prepared = _Prepared([], [], [], [], {})
+        send_time, quiet = self.arbitration.send_time, self._quiet_key
+        control = self.arbitration.control_groups
+        for i, request in enumerate(requests):
+            now_ns = self._validate(request)
+            history = read_history(
+                request.history, request.customer_id, self.message_codes_, now_ns
+            )
+            grid = build_slot_grid(now_ns, request.timezone, send_time, quiet)
+            prepared.now_ns.append(now_ns)
+            prepared.assignments.append(assign(request.customer_id, request.campaign, control))
+            prepared.grids.append(grid)
+            prepared.pair_reasons.append(self._pair_reasons(request, history))
+            if self._history_matters(history, now_ns):
+                prepared.slot_reasons[i] = slot_reasons(
+                    self.catalog_, self.policy_, history, grid, now_ns
+                )
+        return prepared
+
+    def _history_matters(self, history: ContactHistory, now_ns: int) -> bool:
+        """Whether the send-time rules can exclude more than quiet hours do: only with sends,
+        a recent purchase or a cap that allows no send at all."""
+        if self._closed_cap or history.send_ns.shape[0]:
+            return True
+        last = history.last_purchase_ns
+        after = self.policy_.after_conversion_ns
+        return last is not None and after > 0 and last + after > now_ns
+
+    def _pair_reasons(self, request: DecisionRequest, history: ContactHistory) -> np.ndarray:
         consents = request.consents
         consent = tuple(bool(consents.get(c, False)) for c in CHANNELS)
         # the pair rules depend on a small state that repeats across customers: cache them
@@ -192,7 +224,7 @@ class DecisionEngine:
         per_pair = self._pair_reasons_cache.get(state)
         if per_pair is None:
             per_pair = pair_reasons(
-                catalog,
+                self.catalog_,
                 self._requested_messages(request.candidate_message_ids),
                 self._allowed_channels(request.allowed_channels),
                 STAGE_INDEX[request.stage],
@@ -204,114 +236,7 @@ class DecisionEngine:
             if len(self._pair_reasons_cache) >= MAX_CACHED_STATES:
                 self._pair_reasons_cache.clear()
             self._pair_reasons_cache[state] = per_pair
-        grid = build_slot_grid(
-            now_ns, request.timezone, self.arbitration.send_time, self._quiet_key
-        )
-        per_slot = slot_reasons(catalog, self.policy_, history, grid, now_ns)
-        reasons = np.where(per_pair[:, None] > 0, per_pair[:, None], per_slot)
-        assignment = assign(request.customer_id, request.campaign, self.arbitration.control_groups)
-        return _Prepared(request, now_ns, assignment, grid, reasons)
-
-    def _select_slots(self, prepared: _Prepared, hours: np.ndarray) -> _Candidates:
-        grid = prepared.grid
-        slot_score = hours[grid.hour_of_week]  # (2, S)
-        n_slots = slot_score.shape[1]
-        # rank of each slot by send-time score (ties to the earliest), shared by all pairs of a
-        # grid row; a pair keeps its k best-ranked allowed slots
-        order = np.argsort(-slot_score, axis=1, kind="stable")
-        rank = np.empty_like(order)
-        rank[self._grid_rows, order] = np.arange(n_slots)
-        reasons = prepared.reasons
-        allowed = reasons == 0
-        ranked = np.where(allowed, rank[self._pair_grid_row], n_slots)
-        k = self.arbitration.send_time.slots_per_pair
-        if k < n_slots:
-            kth_best = np.partition(ranked, k - 1, axis=1)[:, k - 1 : k]
-            keep = ranked <= kth_best
-            keep &= allowed
-        else:
-            keep = allowed
-        reasons[allowed] = CODE[ReasonCode.LOWER_SEND_TIME_SCORE]
-        reasons[keep] = 0
-        pair_index, slot_index = np.nonzero(keep)
-        return _Candidates(pair_index, slot_index, slot_score)
-
-    def _score_conversion(
-        self,
-        features: np.ndarray,
-        prepared: list[_Prepared],
-        candidates: list[_Candidates],
-        sizes: np.ndarray,
-    ) -> np.ndarray:
-        catalog, grid_row = self.catalog_, self._pair_grid_row
-        total = int(sizes.sum())
-        # one row per candidate, then the request's no_action row (-1 in all three)
-        message = np.full(total, -1, dtype=np.int64)
-        channel = np.full(total, -1, dtype=np.int64)
-        local_hour = np.full(total, -1, dtype=np.int64)
-        start = 0
-        for p, c, size in zip(prepared, candidates, sizes.tolist(), strict=True):
-            rows = slice(start, start + size - 1)
-            message[rows] = catalog.pair_message[c.pair_index]
-            channel[rows] = catalog.pair_channel[c.pair_index]
-            local_hour[rows] = p.grid.local_hour[grid_row[c.pair_index], c.slot_index]
-            start += size
-        tiled = np.repeat(features, sizes, axis=0)
-        p_conversion = np.asarray(
-            self.models.conversion.predict_conversion(tiled, message, channel, local_hour)
-        )
-        _check_output("conversion model", p_conversion, (total,), probability=True)
-        return p_conversion
-
-    def _finish(
-        self,
-        prepared: _Prepared,
-        candidates: _Candidates,
-        p_conversion: np.ndarray,
-        churn_risk: float,
-        channel_scores: np.ndarray,
-    ) -> Decision:
-        request, arbitration = prepared.request, self.arbitration
-        n = candidates.pair_index.shape[0]
-        valuation = value_candidates(
-            self.catalog_, arbitration, candidates.pair_index, p_conversion[:n],
-            float(p_conversion[n]), churn_risk,
-        )
-        grid_row = self._pair_grid_row[candidates.pair_index]
-        row_send_time = candidates.slot_score[grid_row, candidates.slot_index]
-        options = best_row_per_pair(
-            candidates.pair_index, valuation.expected_value, row_send_time
-        )
-        treated = prepared.assignment is Assignment.TREATED
-        epsilon = arbitration.exploration.epsilon if treated else 0.0
-        draws = (
-            exploration_draw(self.seed, request.customer_id, prepared.now_ns)
-            if epsilon > 0 else _NO_DRAW
-        )
-        choice = choose(
-            valuation.expected_value[options], valuation.beats_no_action[options], epsilon, draws
-        )
-        parts = DecisionParts(
-            decision_id=decision_id(
-                self.seed, request.customer_id, prepared.now_ns, request.campaign,
-                self.deterministic_ids,
-            ),
-            request=request,
-            now_ns=prepared.now_ns,
-            assignment=prepared.assignment,
-            grid=prepared.grid,
-            reasons=prepared.reasons,
-            pair_index=candidates.pair_index,
-            slot_index=candidates.slot_index,
-            slot_score=candidates.slot_score,
-            p_conversion=p_conversion,
-            valuation=valuation,
-            options=options,
-            choice=choice,
-            churn_risk=churn_risk,
-            channel_scores=channel_scores,
-        )
-        return assemble_decision(self, parts)
+        return per_pair
 
     # ------------------------------------------------------------------ input checks
 
