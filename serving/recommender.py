@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
@@ -210,14 +211,23 @@ class Recommender:
 
     def recommend_many(self, requests: Sequence[RecommendRequest]) -> list[dict[str, Any]]:
         """Decide for every request with one model set and one set of model calls, log the
-        decisions in one write, and return the answers in request order."""
+        decisions, and return the answers in request order once the log holds them."""
+        answers, logged = self.decide_and_log(requests)
+        logged.result()
+        return answers
+
+    def decide_and_log(
+        self, requests: Sequence[RecommendRequest]
+    ) -> tuple[list[dict[str, Any]], Future[None]]:
+        """The answers, and the future of their decision-log commit: an answer must not be sent
+        before it resolves (the store may commit it together with other requests' decisions)."""
         decider, models = self._ready()
         now = datetime.now(UTC)
         contexts = [context_of(r, now) for r in requests]
         self._check_messages(contexts)
         states = [self.customer_state(r.customer_id) for r in requests]
         decisions = decider.decide_many(states, contexts, models)
-        self.store.log_decisions([log_entry(d) for d in decisions])
+        logged = self.store.submit_decisions([log_entry(d) for d in decisions])
         counter = self.metrics.decisions
         for decision in decisions:
             action = decision.action
@@ -226,4 +236,4 @@ class Recommender:
                 channel="none" if action is None else action.channel.value,
                 cold_start="true" if decision.cold_start else "false",
             ).inc()
-        return [recommendation_payload(d) for d in decisions]
+        return [recommendation_payload(d) for d in decisions], logged

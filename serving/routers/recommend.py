@@ -1,15 +1,20 @@
 """``/v1/recommend``: what to send next, on which channel and when, or nothing.
 
-The single-customer route runs inline on the event loop: a decision is about a millisecond of
-CPU, less than a hop to the thread pool and back. A batch can take much longer, so it runs in the
-thread pool and the loop keeps answering probes meanwhile. Both return the recommender's JSON
+The single-customer route decides inline on the event loop: a decision is about a millisecond of
+CPU, less than a hop to the thread pool and back. It then awaits its decision-log commit, which
+the store's writer thread makes for every decision waiting at that moment, so concurrent requests
+share a transaction and the answer still leaves only once its decision is logged. A batch can
+take much longer, so it runs (and waits for its commit) in the thread pool and the loop keeps
+answering probes meanwhile. Both return the recommender's JSON
 body directly (orjson), so the response is not validated a second time: the ``Recommendation``
 schema documents it and the tests hold the two together.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import orjson
@@ -46,9 +51,9 @@ def _json(body: Any) -> Response:
 
 def _decide(
     recommender: Recommender, requests: Sequence[RecommendRequest], batch: bool
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], Future[None]]:
     try:
-        return recommender.recommend_many(requests)
+        return recommender.decide_and_log(requests)
     except (ModelsUnavailableError, EngineUnavailableError) as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc), headers=_RETRY
@@ -61,11 +66,22 @@ def _decide(
         raise RequestValidationError([problem]) from exc
 
 
+def _decide_logged(
+    recommender: Recommender, requests: Sequence[RecommendRequest]
+) -> list[dict[str, Any]]:
+    answers, logged = _decide(recommender, requests, batch=True)
+    logged.result()
+    return answers
+
+
 @router.post("", response_model=Recommendation, summary="Decide for one customer")
 async def recommend(body: RecommendRequest, recommender: RecommenderDep, _: ApiScope) -> Response:
     """One decision: a message, channel and send time, or ``no_action``. A customer the store
     does not know gets a cold-start decision (``cold_start: true``), not an error."""
-    return _json(_decide(recommender, [body], batch=False)[0])
+    answers, logged = _decide(recommender, [body], batch=False)
+    # The loop serves other requests while the decision is committed (with theirs).
+    await asyncio.wrap_future(logged)
+    return _json(answers[0])
 
 
 @router.post("/batch", response_model=RecommendBatchResponse, summary="Decide for many customers")
@@ -87,5 +103,5 @@ async def recommend_batch(
                 }
             ]
         )
-    decisions = await run_in_threadpool(_decide, recommender, body.requests, True)
+    decisions = await run_in_threadpool(_decide_logged, recommender, body.requests)
     return _json({"decisions": decisions})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -199,7 +200,19 @@ class Store(ABC):
 
     @abstractmethod
     def log_decisions(self, entries: Sequence[DecisionLogEntry]) -> None:
-        """Append decisions to the decision log."""
+        """Append decisions to the decision log (committed when this returns)."""
+
+    def submit_decisions(self, entries: Sequence[DecisionLogEntry]) -> Future[None]:
+        """Append decisions to the decision log; the future resolves once they are committed
+        (a backend may commit several submissions in one transaction meanwhile)."""
+        future: Future[None] = Future()
+        try:
+            self.log_decisions(entries)
+        except Exception as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
+        return future
 
     @abstractmethod
     def get_decision(self, decision_id: str) -> DecisionLogEntry | None: ...
