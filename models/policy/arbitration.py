@@ -64,27 +64,26 @@ def arbitrate(
     send_time = slot_score[request, candidates.grid_row, candidates.slot]
 
     # the best row of each (request, pair): highest EV, then best send-time score, then earliest
-    order = np.lexsort((-send_time, -expected, pair, request))
+    group = request * catalog.n_pairs + pair
+    order = np.lexsort((-send_time, -expected, group))
     first = np.ones(order.shape[0], dtype=bool)
-    first[1:] = (pair[order][1:] != pair[order][:-1]) | (request[order][1:] != request[order][:-1])
+    grouped = group[order]
+    first[1:] = grouped[1:] != grouped[:-1]
     options = order[first]
-    option_request = request[options]
     n_requests = candidates.per_request.shape[0]
-    n_options = np.bincount(option_request, minlength=n_requests)
+    n_options = np.bincount(request[options], minlength=n_requests)
     option_start = np.cumsum(n_options) - n_options
 
-    # greedy: the first best option that beats no_action, else no_action (index n_options)
+    # greedy: the first best option that beats no_action, else no_action (index n_options);
+    # options are request-major, so a request's best comes first in its part of by_value
     option_beats = beats[options]
-    masked = np.where(option_beats, expected[options], -np.inf)
-    by_value = np.lexsort((-masked, option_request))
-    group_first = np.ones(by_value.shape[0], dtype=bool)
-    group_first[1:] = option_request[by_value][1:] != option_request[by_value][:-1]
-    best = by_value[group_first]
-    greedy = n_options.copy()
-    has_beating = np.bincount(option_request[option_beats], minlength=n_requests) > 0
-    best_request = option_request[best]
-    winners = has_beating[best_request]
-    greedy[best_request[winners]] = best[winners] - option_start[best_request[winners]]
+    greedy = n_options
+    if options.shape[0]:
+        masked = np.where(option_beats, expected[options], -np.inf)
+        by_value = np.lexsort((-masked, request[options]))
+        best = by_value[np.minimum(option_start, options.shape[0] - 1)]
+        wins = (n_options > 0) & option_beats[best]
+        greedy = np.where(wins, best - option_start, n_options)
     return Arbitration(
         p_action=p_action, p_no_action=p_no_action, expected_value=expected, uplift=uplift,
         beats_no_action=beats, send_time_score=send_time, options=options,

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from features.contract import CHANNELS
+from features.contract import CHANNELS, Channel
 from models.policy.arbitration import Arbitration, Choice, choose
-from models.policy.batch import Candidates
+from models.policy.batch import Candidates, stacked
 from models.policy.randomisation import decision_id, exploration_draw
 from models.policy.rules import EXCLUSION_ORDER, N_CODES
 from models.policy.slots import SlotGrid, from_ns, local_send_time
@@ -53,42 +53,57 @@ class BatchParts:
     exclusions: list[tuple[Exclusion, ...]]
 
 
-def _finite(value: float) -> float | None:
-    return None if value != value else float(value)  # NaN is the only value unequal to itself
+class _Options:
+    """The options of every request of a batch as Python lists (one conversion per batch, not
+    one numpy scalar per field and decision), and each request's options by decreasing EV."""
 
+    def __init__(self, engine: DecisionEngine, parts: BatchParts) -> None:
+        arbitration, candidates = parts.arbitration, parts.candidates
+        rows = arbitration.options
+        request, grid_row, slot = candidates.request[rows], candidates.grid_row[rows], \
+            candidates.slot[rows]
+        pair = candidates.pair[rows]
+        send_ns = stacked([g.send_ns for g in parts.grids])[request, grid_row, slot]
+        self.message_id: list[str] = engine.pair_message_id_[pair].tolist()
+        self.channel: list[Channel] = engine.pair_channel_enum_[pair].tolist()
+        self.channel_code: list[int] = engine.catalog_.pair_channel[pair].tolist()
+        self.send_ns: list[int] = send_ns.tolist()
+        self.shifted: list[bool] = stacked([g.shifted for g in parts.grids])[
+            request, grid_row, slot].tolist()
+        value = arbitration.expected_value[rows]
+        self.value: list[float] = value.tolist()
+        self.uplift: list[float] = arbitration.uplift[rows].tolist()
+        self.p_action: list[float] = arbitration.p_action[rows].tolist()
+        self.send_time: list[float] = arbitration.send_time_score[rows].tolist()
+        self.beats: list[bool] = arbitration.beats_no_action[rows].tolist()
+        self.start: list[int] = arbitration.option_start.tolist()
+        self.count: list[int] = arbitration.n_options.tolist()
+        # by decreasing EV within each request (stable: ties keep pair order); no_action (EV 0)
+        # ranks after every option whose EV is >= 0, as a stable sort of the values with 0
+        # appended would put it
+        self.by_value: list[int] = np.lexsort((-value, request)).tolist()
+        self.non_negative: list[int] = np.bincount(
+            request[value >= 0], minlength=len(self.start)
+        ).tolist()
 
-class _Request:
-    """Reads one request's rows out of the batch arrays."""
-
-    __slots__ = ("engine", "parts", "index", "grid", "start", "timezone")
-
-    def __init__(self, engine: DecisionEngine, parts: BatchParts, index: int) -> None:
-        self.engine, self.parts, self.index = engine, parts, index
-        self.grid = parts.grids[index]
-        self.start = int(parts.arbitration.option_start[index])
-        self.timezone = parts.requests[index].timezone
-
-    def row(self, option: int) -> int:
-        return int(self.parts.arbitration.options[self.start + option])
-
-    def action(self, option: int, local: bool = True) -> Action:
-        catalog, candidates = self.engine.catalog_, self.parts.candidates
-        row = self.row(option)
-        pair = candidates.pair[row]
-        send_ns = int(self.grid.send_ns[candidates.grid_row[row], candidates.slot[row]])
+    def action(self, option: int, timezone: str | None) -> Action:
+        """Option ``option`` (index into the batch's options) as an action; ``send_at_local``
+        only when a ``timezone`` is given."""
+        send_ns = self.send_ns[option]
         return Action(
-            message_id=catalog.message_ids[catalog.pair_message[pair]],
-            channel=CHANNELS[catalog.pair_channel[pair]],
+            message_id=self.message_id[option],
+            channel=self.channel[option],
             send_at=from_ns(send_ns),
-            send_at_local=local_send_time(send_ns, self.timezone) if local else "",
+            send_at_local="" if timezone is None else local_send_time(send_ns, timezone),
         )
 
 
 def assemble_decisions(engine: DecisionEngine, parts: BatchParts) -> list[Decision]:
-    arbitration = parts.arbitration
     epsilon = engine.arbitration.exploration.epsilon
-    n_options = arbitration.n_options.tolist()
-    greedy = arbitration.greedy.tolist()
+    options = _Options(engine, parts)
+    greedy = parts.arbitration.greedy.tolist()
+    p_no_action = parts.arbitration.p_no_action.tolist()
+    n_candidates = parts.candidates.per_request.tolist()
     decisions = []
     for i, request in enumerate(parts.requests):
         treated = parts.assignments[i] is Assignment.TREATED
@@ -97,44 +112,44 @@ def assemble_decisions(engine: DecisionEngine, parts: BatchParts) -> list[Decisi
             exploration_draw(engine.seed, request.customer_id, parts.now_ns[i])
             if explore > 0 else _NO_DRAW
         )
-        choice = choose(n_options[i], greedy[i], explore, draws)
-        decisions.append(_decision(engine, parts, i, choice, treated))
+        choice = choose(options.count[i], greedy[i], explore, draws)
+        decisions.append(_decision(
+            engine, parts, options, i, choice, treated, p_no_action[i], n_candidates[i]
+        ))
     return decisions
 
 
 def _decision(
-    engine: DecisionEngine, parts: BatchParts, index: int, choice: Choice, treated: bool
+    engine: DecisionEngine, parts: BatchParts, options: _Options, index: int, choice: Choice,
+    treated: bool, p_no_action: float, n_candidates: int,
 ) -> Decision:
-    request, arbitration = parts.requests[index], parts.arbitration
-    view = _Request(engine, parts, index)
-    n_options = int(arbitration.n_options[index])
+    request = parts.requests[index]
+    start, n_options = options.start[index], options.count[index]
     chosen = choice.chosen if treated else n_options
     assignment = parts.assignments[index]
     reasons: list[ReasonCode] = []
     chosen_action: Action | None = None
-    p_no_action = float(arbitration.p_no_action[index])
     churn_risk = parts.churn_risk[index]
     scores = Scores(None, p_no_action, None, churn_risk, None, None)
     expected_value = 0.0
     if not treated:
         reasons.append(_CONTROL_REASON[assignment])
     elif chosen < n_options:
-        row = view.row(chosen)
-        candidates = parts.candidates
-        channel = int(engine.catalog_.pair_channel[candidates.pair[row]])
-        chosen_action = view.action(chosen)
-        expected_value = float(arbitration.expected_value[row])
+        option = start + chosen
+        chosen_action = options.action(option, request.timezone)
+        expected_value = options.value[option]
         explored_away = choice.explored and chosen != choice.greedy
         reasons.append(R.EXPLORATION if explored_away else R.HIGHEST_EXPECTED_VALUE)
-        if view.grid.shifted[candidates.grid_row[row], candidates.slot[row]]:
+        if options.shifted[option]:
             reasons.append(R.QUIET_HOURS_SHIFTED)
+        preference = float(parts.channel_scores[index, options.channel_code[option]])
         scores = Scores(
-            conversion_with_action=float(arbitration.p_action[row]),
+            conversion_with_action=options.p_action[option],
             conversion_without_action=p_no_action,
-            uplift=float(arbitration.uplift[row]),
+            uplift=options.uplift[option],
             churn_risk=churn_risk,
-            channel_preference=_finite(float(parts.channel_scores[index, channel])),
-            send_time_score=float(arbitration.send_time_score[row]),
+            channel_preference=None if preference != preference else preference,  # NaN
+            send_time_score=options.send_time[option],
         )
     elif choice.explored and choice.greedy != n_options:
         reasons.append(R.EXPLORATION)
@@ -145,8 +160,13 @@ def _decision(
 
     counterfactual = None
     if not treated and choice.greedy < n_options:
-        counterfactual = view.action(choice.greedy)
+        counterfactual = options.action(start + choice.greedy, request.timezone)
 
+    alternatives: tuple[Alternative, ...] = ()
+    if request.top_k:
+        lost_greedy = R.EXPLORATION if treated else _CONTROL_REASON[assignment]
+        alternatives = _alternatives(options, index, request.top_k, chosen, choice.greedy,
+                                     lost_greedy)
     return Decision(
         decision_id=decision_id(
             engine.seed, request.customer_id, parts.now_ns[index], request.campaign,
@@ -160,7 +180,7 @@ def _decision(
         explored=choice.explored and treated,
         scores=scores,
         reasons=tuple(reasons),
-        alternatives=_alternatives(view, n_options, chosen, choice, treated, assignment),
+        alternatives=alternatives,
         exclusions=parts.exclusions[index],
         model_versions=dict(engine.models.versions),
         cold_start=bool(request.cold_start),
@@ -170,45 +190,38 @@ def _decision(
         policy_version=POLICY_VERSION,
         config_hash=engine.config_hash_,
         seed=engine.seed,
-        n_candidates=int(parts.candidates.per_request[index]),
+        n_candidates=n_candidates,
         counterfactual=counterfactual,
         request=request,
     )
 
 
 def _alternatives(
-    view: _Request, n_options: int, chosen: int, choice: Choice, treated: bool,
-    assignment: Assignment,
+    options: _Options, index: int, top_k: int, chosen: int, greedy: int, lost_greedy: ReasonCode
 ) -> tuple[Alternative, ...]:
     """The best ``top_k`` options that were not chosen (no_action included), each with the
-    reason it lost."""
-    top_k = view.parts.requests[view.index].top_k
-    if top_k == 0:
-        return ()
-    arbitration = view.parts.arbitration
-    rows = arbitration.options[view.start : view.start + n_options]
-    values = np.append(arbitration.expected_value[rows], 0.0)
-    beats = arbitration.beats_no_action[rows].tolist()
+    reason it lost; option indices are local to the request (``n_options`` = no_action)."""
+    start, n_options = options.start[index], options.count[index]
+    ranked = [o - start for o in options.by_value[start : start + n_options]]
+    ranked.insert(options.non_negative[index], n_options)
     alternatives: list[Alternative] = []
-    for option in np.argsort(-values, kind="stable").tolist():
+    for option in ranked:
         if option == chosen:
             continue
-        if option == choice.greedy:
-            lost = R.EXPLORATION if treated else _CONTROL_REASON[assignment]
-        elif option == n_options or beats[option]:
+        if option == greedy:
+            lost = lost_greedy
+        elif option == n_options or options.beats[start + option]:
             lost = R.LOWER_EXPECTED_VALUE
         else:
             lost = R.BELOW_NO_ACTION
         if option == n_options:
             alternatives.append(Alternative(None, None, None, 0.0, None, lost))
         else:
-            sent = view.action(option, False)
-            alternatives.append(
-                Alternative(
-                    sent.message_id, sent.channel, sent.send_at,
-                    float(values[option]), float(arbitration.uplift[rows[option]]), lost,
-                )
-            )
+            sent = options.action(start + option, None)
+            alternatives.append(Alternative(
+                sent.message_id, sent.channel, sent.send_at, options.value[start + option],
+                options.uplift[start + option], lost,
+            ))
         if len(alternatives) == top_k:
             break
     return tuple(alternatives)

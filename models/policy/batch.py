@@ -50,8 +50,13 @@ def stack_reasons(
     slot = np.where(blocked[:, pair_grid_row, :], np.int8(quiet_code), np.int8(0))
     for i, reasons in per_slot.items():
         slot[i] = reasons
-    pair = np.stack(per_pair)[:, :, None]
+    pair = stacked(per_pair)[:, :, None]
     return np.where(pair > 0, pair, slot)
+
+
+def stacked(arrays: list[np.ndarray]) -> np.ndarray:
+    """``np.stack(arrays)``, without its Python overhead for a batch of one."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
 
 
 def select_slots(
@@ -61,11 +66,10 @@ def select_slots(
     to the earliest); the other allowed slots get ``lower_send_time_score`` (in ``reasons``)."""
     n_requests, _, n_slots = reasons.shape
     # rank of each slot by send-time score, shared by the pairs of a grid row
-    order = np.argsort(-slot_score, axis=2, kind="stable")
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(n_slots)[None, None, :], axis=2)
+    # (ranks fit int16: the partition below runs over every pair of every request)
+    rank = (-slot_score).argsort(axis=2, kind="stable").argsort(axis=2).astype(np.int16)
     allowed = reasons == 0
-    ranked = np.where(allowed, rank[:, pair_grid_row, :], n_slots)
+    ranked = np.where(allowed, rank[:, pair_grid_row, :], np.int16(n_slots))
     if slots_per_pair < n_slots:
         kth_best = np.partition(ranked, slots_per_pair - 1, axis=2)[
             :, :, slots_per_pair - 1 : slots_per_pair

@@ -27,7 +27,7 @@ import pandas as pd
 from features.contract import CHANNELS, Channel, Stage
 from models.policy.arbitration import arbitrate
 from models.policy.assemble import BatchParts, ExclusionRows, assemble_decisions
-from models.policy.batch import model_inputs, select_slots, stack_reasons
+from models.policy.batch import model_inputs, select_slots, stack_reasons, stacked
 from models.policy.catalog import STAGE_INDEX, CatalogArrays, build_catalog_arrays
 from models.policy.config import ArbitrationConfig, ContactPolicy, config_digest
 from models.policy.history import ContactHistory, MessageCodeMap, read_history
@@ -112,6 +112,13 @@ class DecisionEngine:
             rule.max_sends <= 0 for rule in (*caps.per_channel.values(), *caps.all_channels)
         )
         self._quiet_key = quiet_key(contact_policy.quiet_hours)
+        catalog_ = self.catalog_
+        self.pair_message_id_ = np.array(
+            [catalog_.message_ids[m] for m in catalog_.pair_message.tolist()], dtype=object
+        )
+        self.pair_channel_enum_ = np.array(
+            [CHANNELS[c] for c in catalog_.pair_channel.tolist()], dtype=object
+        )
         self.exclusion_rows_ = ExclusionRows(
             self.catalog_.message_ids, self.catalog_.pair_message, self.catalog_.pair_channel
         )
@@ -157,14 +164,14 @@ class DecisionEngine:
         grids = prepared.grids
         reasons = stack_reasons(
             prepared.pair_reasons, prepared.slot_reasons,
-            np.stack([g.blocked for g in grids]), self._pair_grid_row, self.policy_.quiet_code,
+            stacked([g.blocked for g in grids]), self._pair_grid_row, self.policy_.quiet_code,
         )
-        slot_score = hours[np.arange(n)[:, None, None], np.stack([g.hour_of_week for g in grids])]
+        slot_score = hours[np.arange(n)[:, None, None], stacked([g.hour_of_week for g in grids])]
         candidates = select_slots(
             reasons, slot_score, self._pair_grid_row, self.arbitration.send_time.slots_per_pair
         )
         message, channel, local_hour, sizes = model_inputs(
-            self.catalog_, candidates, np.stack([g.local_hour for g in grids])
+            self.catalog_, candidates, stacked([g.local_hour for g in grids])
         )
         p_conversion = np.asarray(models.conversion.predict_conversion(
             np.repeat(features, sizes, axis=0), message, channel, local_hour
