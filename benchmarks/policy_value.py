@@ -104,6 +104,12 @@ def main() -> None:
           f"vs journeys: {section.revenue_gain['journeys']:+.1%}")
     for target, met in section.targets.items():
         print(f"target {target}: {'PASS' if met else 'FAIL'}")  # noqa: T201
+    conversion = loaded.models.conversion
+    trees = getattr(getattr(conversion, "model_", None), "best_iteration", None)
+    gains = getattr(conversion, "context_importances_", None) or {}
+    top = sorted(gains.items(), key=lambda kv: -kv[1])[:6]
+    print(f"conversion model: {trees} trees; top action-context gains: "  # noqa: T201
+          + ", ".join(f"{name} {gain:.0f}" for name, gain in top))
     print("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())  # noqa: T201
           + " | evaluate: " + ", ".join(f"{k} {v:.0f}" for k, v in report.seconds.items()))
     if args.json is not None:

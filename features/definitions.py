@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 #: Bump when a base feature is added, removed, renamed or its meaning changes: a saved spec of
 #: another version no longer describes what ``compute_features`` produces.
-FEATURES_VERSION: Final = 1
+FEATURES_VERSION: Final = 2
 
 #: Column of a query frame holding the as-of time (``build_feature_frame``).
 AS_OF: Final = "as_of"
@@ -53,6 +53,12 @@ DAY_PARTS: Final = ("night", "early_morning", "morning", "afternoon", "evening",
 OPEN_RATE_PRIOR: Final = 0.2
 CLICK_RATE_PRIOR: Final = 0.03
 RATE_PRIOR_WEIGHT: Final = 4.0
+#: Category shares of product views look back this far (purchases: the whole history).
+CATEGORY_VIEW_DAYS: Final = 90
+#: A purchase or support contact this soon after a delivered message counts as following it.
+AFTER_SEND_HOURS: Final = 168
+#: Harmonics of the hour-of-day profile of site visits (page views) kept as features.
+HOUR_HARMONICS: Final = (1, 2)
 
 @dataclass(frozen=True)
 class Entity:
@@ -76,6 +82,9 @@ class FeatureGroup(StrEnum):
     JOURNEY = "journey"
     CART = "cart"
     MESSAGE_HISTORY = "message_history"
+    CONTACT_RESPONSE = "contact_response"
+    REPLENISH = "replenish"
+    CATEGORY = "category"
     PROFILE = "profile"
     ATTRIBUTE = "attribute"
 
@@ -132,12 +141,96 @@ def _channel_features() -> Iterator[FeatureDefinition]:
             f"Clicks / deliveries on {ch} over {ENGAGEMENT_DAYS} days, shrunk toward "
             f"{CLICK_RATE_PRIOR} with the weight of {RATE_PRIOR_WEIGHT:g} deliveries.", g)
         yield FeatureDefinition(
+            f"engagements_{ENGAGEMENT_DAYS}d_{ch}", c,
+            f"Engagement events (open, click, page or product view) on {ch} in the last "
+            f"{ENGAGEMENT_DAYS} days.", g)
+        yield FeatureDefinition(
+            f"engagement_share_{ch}", f,
+            f"Share of the last {ENGAGEMENT_DAYS} days' engagement events that were on {ch}; "
+            "NaN without any: where the customer comes back by itself.", g)
+        yield FeatureDefinition(
             f"days_since_engagement_{ch}", f,
             f"Days since the last engagement event (open, click, page or product view) on {ch}.",
             g)
 
 
-def base_definitions(message_ids: Sequence[str] = ()) -> tuple[FeatureDefinition, ...]:
+def category_view_share_name(category: str) -> str:
+    return f"view_share_{slug(category)}"
+
+
+def category_purchase_share_name(category: str) -> str:
+    return f"purchase_share_{slug(category)}"
+
+
+def _hour_features() -> Iterator[FeatureDefinition]:
+    f, g = FeatureDtype.FLOAT, FeatureGroup.ACTIVITY_TIME
+    for k in HOUR_HARMONICS:
+        for trig in ("cos", "sin"):
+            yield FeatureDefinition(
+                f"visit_hour_{trig}_{k}", f,
+                f"Mean {trig}({k} x 2 pi x local hour / 24) of the last {ACTIVITY_PROFILE_DAYS} "
+                "days' site visits (page views): a smooth hour-of-day profile; NaN without any.",
+                g)
+    yield FeatureDefinition(
+        "visit_peak_hour", f,
+        "Local hour (0-23) where the smoothed hour-of-day profile of site visits peaks.", g)
+    yield FeatureDefinition(
+        "visit_peak_strength", f,
+        "The smoothed visit density at the peak hour relative to a flat day (1 = no peak).", g)
+
+
+def _response_features() -> Iterator[FeatureDefinition]:
+    f, c, g = FeatureDtype.FLOAT, FeatureDtype.COUNT, FeatureGroup.CONTACT_RESPONSE
+    yield FeatureDefinition(
+        "open_rate_all", f,
+        f"Opens / deliveries on every channel over {ENGAGEMENT_DAYS} days, shrunk toward "
+        f"{OPEN_RATE_PRIOR} with the weight of {RATE_PRIOR_WEIGHT:g} deliveries.", g)
+    yield FeatureDefinition(
+        "click_rate_all", f,
+        f"Clicks / deliveries on every channel over {ENGAGEMENT_DAYS} days, shrunk toward "
+        f"{CLICK_RATE_PRIOR} with the weight of {RATE_PRIOR_WEIGHT:g} deliveries.", g)
+    yield FeatureDefinition("deliveries_total", c, "Messages delivered ever (any channel).", g)
+    yield FeatureDefinition(
+        "purchases_after_send_total", c,
+        f"Purchases within {AFTER_SEND_HOURS} h after a delivered message, ever.", g)
+    yield FeatureDefinition(
+        "purchases_after_send_rate", f,
+        "purchases_after_send_total / deliveries_total; NaN without deliveries.", g)
+    yield FeatureDefinition(
+        "organic_purchases_total", c,
+        f"Purchases with no delivered message in the {AFTER_SEND_HOURS} h before, ever.", g)
+    yield FeatureDefinition(
+        "support_after_send_total", c,
+        f"Support contacts within {AFTER_SEND_HOURS} h after a delivered message, ever.", g)
+
+
+def _replenish_features() -> Iterator[FeatureDefinition]:
+    f, g = FeatureDtype.FLOAT, FeatureGroup.REPLENISH
+    yield FeatureDefinition(
+        "purchase_interval_days", f,
+        "Mean days between purchases (first to last over their number - 1); NaN with fewer "
+        "than two purchases.", g)
+    yield FeatureDefinition(
+        "purchase_cycle_position", f,
+        "days_since_purchase / purchase_interval_days (1 = due by the customer's own rhythm).", g)
+
+
+def _category_features(categories: Sequence[str]) -> Iterator[FeatureDefinition]:
+    f, g = FeatureDtype.FLOAT, FeatureGroup.CATEGORY
+    for category in categories:
+        yield FeatureDefinition(
+            category_view_share_name(category), f,
+            f"Share of the last {CATEGORY_VIEW_DAYS} days' product views in category "
+            f"{category!r}; NaN without product views (or without event categories).", g)
+        yield FeatureDefinition(
+            category_purchase_share_name(category), f,
+            f"Share of all purchases in category {category!r}; NaN without purchases (or "
+            "without event categories).", g)
+
+
+def base_definitions(
+    message_ids: Sequence[str] = (), categories: Sequence[str] = ()
+) -> tuple[FeatureDefinition, ...]:
     """Every feature computed from events and the profile, in matrix column order."""
     f, c, flag = FeatureDtype.FLOAT, FeatureDtype.COUNT, FeatureDtype.FLAG
     g = FeatureGroup
@@ -212,6 +305,8 @@ def base_definitions(message_ids: Sequence[str] = ()) -> tuple[FeatureDefinition
     out += [FeatureDefinition(f"consent_live_{ch}", flag,
                               f"1 if the profile consents to {ch} and there was no unsubscribe "
                               f"on {ch} before the as-of time.", g.PROFILE) for ch in CHANNELS]
+    out += [*_hour_features(), *_response_features(), *_replenish_features(),
+            *_category_features(categories)]
     return tuple(out)
 
 
@@ -230,16 +325,34 @@ class _SpecDoc(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int
     message_ids: list[str]
+    message_categories: list[str] = []
     attributes: list[_AttributeDoc]
     names: list[str]
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """The features a model uses, in order: base features, then customer attributes."""
+    """The features a model uses, in order: base features, then customer attributes.
+
+    ``message_categories`` is the catalog's category of each message (parallel to
+    ``message_ids``); its distinct values are the product categories that get share features.
+    """
 
     message_ids: tuple[str, ...] = ()
     attributes: tuple[AttributeColumn, ...] = field(default=())
+    message_categories: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.message_categories and len(self.message_categories) != len(self.message_ids):
+            raise ValueError(
+                f"message_categories has {len(self.message_categories)} entries for "
+                f"{len(self.message_ids)} message_ids"
+            )
+
+    @cached_property
+    def categories(self) -> tuple[str, ...]:
+        """Distinct product categories of the catalog's messages, in catalog order."""
+        return tuple(dict.fromkeys(c for c in self.message_categories if c))
 
     @cached_property
     def definitions(self) -> tuple[FeatureDefinition, ...]:
@@ -255,7 +368,7 @@ class FeatureSpec:
             )
             for a, name in zip(self.attributes, attribute_names, strict=True)
         )
-        return base_definitions(self.message_ids) + attrs
+        return base_definitions(self.message_ids, self.categories) + attrs
 
     @cached_property
     def names(self) -> tuple[str, ...]:
@@ -286,11 +399,14 @@ class FeatureSpec:
         customers: pd.DataFrame,
         message_ids: Sequence[str] = (),
         max_categories: int = DEFAULT_MAX_CATEGORIES,
+        message_categories: Sequence[str] = (),
     ) -> FeatureSpec:
         """Learn the attribute encodings from a validated customers frame.
 
         Every column beyond the contract's required ones becomes a feature; ``message_ids`` (the
-        catalog's, in order) adds one message-history feature per message.
+        catalog's, in order) adds one message-history feature per message, and
+        ``message_categories`` (the catalog's ``category`` of each) the view and purchase
+        shares of each distinct category.
         """
         required = set(REQUIRED_COLUMNS[Table.CUSTOMERS])
         attributes = []
@@ -302,12 +418,25 @@ class FeatureSpec:
                 attributes.append(attribute)
         logger.info("feature spec: %d attribute column(s) from customers: %s", len(attributes),
                     ", ".join(f"{a.column} ({a.kind.value})" for a in attributes) or "none")
-        return cls(tuple(str(m) for m in message_ids), tuple(attributes))
+        return cls(tuple(str(m) for m in message_ids), tuple(attributes),
+                   tuple("" if pd.isna(c) else str(c) for c in message_categories))
+
+    @classmethod
+    def from_journeys(
+        cls, customers: pd.DataFrame, catalog: pd.DataFrame,
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+    ) -> FeatureSpec:
+        """The spec of validated customers and catalog frames (messages and their categories)."""
+        categories = (catalog[Col.CATEGORY].tolist() if Col.CATEGORY in catalog.columns
+                      else [])
+        return cls.from_customers(customers, catalog[Col.MESSAGE_ID].astype(str).tolist(),
+                                  max_categories, categories)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": FEATURES_VERSION,
             "message_ids": list(self.message_ids),
+            "message_categories": list(self.message_categories),
             "attributes": [
                 {"column": a.column, "kind": a.kind.value, "vocabulary": list(a.vocabulary)}
                 for a in self.attributes
@@ -328,6 +457,7 @@ class FeatureSpec:
             tuple(doc.message_ids),
             tuple(AttributeColumn(a.column, AttributeKind(a.kind), tuple(a.vocabulary))
                   for a in doc.attributes),
+            tuple(doc.message_categories),
         )
         if list(spec.names) != doc.names:
             raise ValueError("feature spec names do not match what this version computes: "

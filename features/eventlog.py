@@ -75,6 +75,11 @@ class EventLog:
     message: np.ndarray  # (n_events,) int16, index into message_ids or -1
     value: np.ndarray  # (n_events,) float64
     message_ids: tuple[str, ...]
+    #: Product category of each event (index into ``category_ids`` or -1), when the events
+    #: carry the optional ``category`` column; ``None`` when they do not (e.g. a store that
+    #: keeps no categories): category features are then unknown.
+    category: np.ndarray | None = None  # (n_events,) int16
+    category_ids: tuple[str, ...] = ()
 
     @property
     def n_events(self) -> int:
@@ -115,6 +120,7 @@ class EventLog:
         message_code = {m: i for i, m in enumerate(message_ids)}
         counts = np.bincount(cust, minlength=len(ids))
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        category, category_ids = _categories(events, rows)
         return cls(
             customer_ids=ids,
             offsets=offsets,
@@ -125,6 +131,8 @@ class EventLog:
             message=encode(events[Col.MESSAGE_ID], message_code)[rows],
             value=events[Col.VALUE].to_numpy(dtype=np.float64)[rows],
             message_ids=tuple(message_ids),
+            category=category,
+            category_ids=category_ids,
         )
 
     @classmethod
@@ -137,8 +145,11 @@ class EventLog:
         message: np.ndarray,
         value: np.ndarray,
         message_ids: Sequence[str],
+        category: np.ndarray | None = None,
+        category_ids: Sequence[str] = (),
     ) -> EventLog:
-        """One customer's history (e.g. read from the online store), sorted here by time."""
+        """One customer's history (e.g. read from the online store), sorted here by time;
+        ``category`` codes index ``category_ids`` (-1: none)."""
         order = np.argsort(ts_ns, kind="stable")
         n = int(ts_ns.shape[0])
         return cls(
@@ -151,6 +162,8 @@ class EventLog:
             message=np.asarray(message, dtype=np.int16)[order],
             value=np.asarray(value, dtype=np.float64)[order],
             message_ids=tuple(message_ids),
+            category=None if category is None else np.asarray(category, dtype=np.int16)[order],
+            category_ids=tuple(category_ids),
         )
 
     def slice_before(self, customer_code: int, as_of_ns: int) -> slice:
@@ -158,3 +171,19 @@ class EventLog:
         start, stop = int(self.offsets[customer_code]), int(self.offsets[customer_code + 1])
         end = start + int(np.searchsorted(self.ts_ns[start:stop], as_of_ns, side="left"))
         return slice(start, end)
+
+
+def _categories(
+    events: pd.DataFrame, rows: np.ndarray
+) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """Codes of the optional ``category`` column at ``rows`` and their vocabulary (sorted)."""
+    if Col.CATEGORY not in events.columns:
+        return None, ()
+    column = events[Col.CATEGORY]
+    try:
+        distinct = pc.unique(pa.array(column, from_pandas=True).drop_null()).to_pylist()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        distinct = pd.unique(column.dropna()).tolist()
+    vocabulary = tuple(sorted({str(v) for v in distinct}))
+    codes = positions_in(column, list(vocabulary)).astype(np.int16)
+    return codes[rows], vocabulary

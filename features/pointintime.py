@@ -26,16 +26,20 @@ from features.customers import CustomerTable
 from features.definitions import (
     ACTIVITY_PROFILE_DAYS,
     AS_OF,
+    CATEGORY_VIEW_DAYS,
     CLICK_RATE_PRIOR,
     DAY_PARTS,
     ENGAGEMENT_DAYS,
     FREQUENCY_DAYS,
+    HOUR_HARMONICS,
     MONETARY_DAYS,
     OPEN_RATE_PRIOR,
     PRESSURE_DAYS,
     RATE_PRIOR_WEIGHT,
     SUPPORT_DAYS,
     FeatureSpec,
+    category_purchase_share_name,
+    category_view_share_name,
     live_consent_name,
 )
 from features.eventlog import EVENT_CODE, NS_PER_DAY, NS_PER_HOUR, EventLog, ts_to_ns
@@ -51,6 +55,7 @@ from features.scan import (
     local_hour_of_week,
     window,
 )
+from features.signals import peak_of_density
 from features.stage import JourneyState, derive_journey_state, journey_state
 from features.timezones import HOURS_PER_WEEK
 
@@ -59,6 +64,8 @@ _PROFILE_CHUNK: Final = 1 << 24
 _PURCHASE: Final = EVENT_CODE["purchase"]
 _ENGAGEMENT_DAYS_ROW: Final = window(ENGAGEMENT_DAYS)
 _PROFILE_ROW: Final = window(ACTIVITY_PROFILE_DAYS)
+_CATEGORY_VIEW_ROW: Final = window(CATEGORY_VIEW_DAYS)
+_N_HARMONIC_ROWS: Final = 2 * len(HOUR_HARMONICS)
 
 
 def _count_features() -> list[tuple[str, str, int]]:
@@ -73,7 +80,8 @@ def _count_features() -> list[tuple[str, str, int]]:
     for ch in CHANNELS:
         out += [(f"deliveries_{ENGAGEMENT_DAYS}d_{ch}", f"send_{ch}", _ENGAGEMENT_DAYS_ROW),
                 (f"opens_{ENGAGEMENT_DAYS}d_{ch}", f"open_{ch}", _ENGAGEMENT_DAYS_ROW),
-                (f"clicks_{ENGAGEMENT_DAYS}d_{ch}", f"click_{ch}", _ENGAGEMENT_DAYS_ROW)]
+                (f"clicks_{ENGAGEMENT_DAYS}d_{ch}", f"click_{ch}", _ENGAGEMENT_DAYS_ROW),
+                (f"engagements_{ENGAGEMENT_DAYS}d_{ch}", f"engage_{ch}", _ENGAGEMENT_DAYS_ROW)]
     out += [(f"sends_{d}d", "send", window(d)) for d in PRESSURE_DAYS]
     out += [(f"sends_{d}d_{ch}", f"send_{ch}", window(d)) for ch in CHANNELS for d in PRESSURE_DAYS]
     out += [(f"support_contacts_{SUPPORT_DAYS}d", "support", window(SUPPORT_DAYS)),
@@ -115,12 +123,28 @@ class _Layout:
     tenure_col: int
     consent_cols: np.ndarray
     datetime_attributes: np.ndarray  # positions among the attributes
+    visit_hour_cols: np.ndarray  # harmonic means, then peak hour and peak strength
+    visits_row: int
+    response_cols: np.ndarray  # open/click rate all, deliveries, after-send purchases, rate,
+    #                            organic purchases, support after send
+    response_count_rows: np.ndarray  # deliveries, after-send purchases, organic, support
+    replenish_cols: np.ndarray  # interval, cycle position
+    purchases_total_row: int
+    days_since_purchase_col: int
+    last_purchase_row: int
+    engagement_share_cols: np.ndarray
+    engagement_rows: np.ndarray
+    view_share_cols: np.ndarray
+    view_rows: np.ndarray
+    purchase_share_cols: np.ndarray
+    purchase_rows: np.ndarray
 
 
 @lru_cache(maxsize=32)
 def _layout(spec: FeatureSpec) -> _Layout:
-    plan = feature_plan(len(spec.message_ids))
+    plan = feature_plan(len(spec.message_ids), len(spec.categories))
     col = spec.index
+    n_harmonic_columns = len([n for n in spec.names if n.startswith("visit_hour_")])
     counts = _count_features()
     messages = [d.name for d in spec.definitions if d.name.startswith("hours_since_send_msg_")]
     hours = [("hours_since_send", "send")] + [
@@ -151,12 +175,41 @@ def _layout(spec: FeatureSpec) -> _Layout:
         datetime_attributes=np.array(
             [i for i, a in enumerate(spec.attributes) if a.kind is AttributeKind.DATETIME],
             dtype=np.int64),
+        visit_hour_cols=np.array(
+            [i for i, n in enumerate(spec.names) if n.startswith("visit_hour_")]
+            + [col("visit_peak_hour"), col("visit_peak_strength")]),
+        visits_row=plan.count_index[("page_view", _PROFILE_ROW)],
+        response_cols=np.array([col(n) for n in (
+            "open_rate_all", "click_rate_all", "deliveries_total", "purchases_after_send_total",
+            "purchases_after_send_rate", "organic_purchases_total", "support_after_send_total")]),
+        response_count_rows=np.array([plan.count_index[(c, LIFETIME)] for c in (
+            "send", "purchase_after_send", "purchase_organic", "support_after_send")]),
+        replenish_cols=np.array([col("purchase_interval_days"), col("purchase_cycle_position")]),
+        purchases_total_row=plan.count_index[("purchase", LIFETIME)],
+        days_since_purchase_col=col("days_since_purchase"),
+        last_purchase_row=plan.last_index["purchase"],
+        engagement_share_cols=np.array([col(f"engagement_share_{ch}") for ch in CHANNELS]),
+        engagement_rows=np.array([plan.count_index[(f"engage_{ch}", _ENGAGEMENT_DAYS_ROW)]
+                                  for ch in CHANNELS]),
+        view_share_cols=np.array([col(category_view_share_name(c)) for c in spec.categories],
+                                 dtype=np.int64),
+        view_rows=np.array([plan.count_index[(f"view_category_{i}", _CATEGORY_VIEW_ROW)]
+                            for i in range(len(spec.categories))], dtype=np.int64),
+        purchase_share_cols=np.array(
+            [col(category_purchase_share_name(c)) for c in spec.categories], dtype=np.int64),
+        purchase_rows=np.array([plan.count_index[(f"purchase_category_{i}", LIFETIME)]
+                                for i in range(len(spec.categories))], dtype=np.int64),
     )
+    if n_harmonic_columns != _N_HARMONIC_ROWS:
+        raise RuntimeError("visit-hour harmonic features do not match features.signals")
     filled = {*layout.count_cols, *layout.elapsed_cols, *layout.value_cols,
               layout.avg_order_col, *layout.open_rate_cols, *layout.click_rate_cols,
               layout.engagements_col, *layout.share_cols, layout.stage_col,
               layout.open_cart_col, layout.cart_value_col, layout.tenure_col,
-              *layout.consent_cols, *range(spec.n_base, len(spec.names))}
+              *layout.consent_cols, *layout.visit_hour_cols, *layout.response_cols,
+              *layout.replenish_cols, *layout.engagement_share_cols, *layout.view_share_cols,
+              *layout.purchase_share_cols,
+              *range(spec.n_base, len(spec.names))}
     if filled != set(range(len(spec.names))):
         missing = [spec.names[i] for i in sorted(set(range(len(spec.names))) - filled)]
         raise RuntimeError(f"no computation fills feature(s) {missing}")
@@ -182,8 +235,8 @@ def compute_features(
     customers = _aligned(log, customers)
     layout = _layout(spec)
     queries = Queries.resolve(log, customer_codes, as_of_ns)
-    scan = EventScan.run(log, queries, feature_plan(len(spec.message_ids)), customers,
-                         spec.message_ids)
+    scan = EventScan.run(log, queries, feature_plan(len(spec.message_ids), len(spec.categories)),
+                         customers, spec.message_ids, spec.categories)
     out = np.empty((len(queries), len(spec.names)), dtype=np.float64)
     for lo in range(0, len(queries), _ASSEMBLY_ROWS):
         rows = slice(lo, min(lo + _ASSEMBLY_ROWS, len(queries)))
@@ -227,12 +280,55 @@ def _assemble(
     block[layout.tenure_col] = state.tenure_days
     block[layout.consent_cols] = state.consent
 
+    _assemble_signals(layout, scan, rows, block, (delivered, opened, clicked))
+
     attributes = customers.attributes[scan.queries.codes[rows]].T
     if layout.datetime_attributes.size:
         as_of_days = as_of / NS_PER_DAY
         attributes[layout.datetime_attributes] = as_of_days - attributes[layout.datetime_attributes]
     block[spec.n_base:] = attributes
     return block
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum(axis=0)
+    return counts / np.where(total > 0, total, np.nan)
+
+
+def _assemble_signals(
+    layout: _Layout, scan: EventScan, rows: slice, block: np.ndarray,
+    responses: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """Visit hours, response to contact, replenish rhythm and category shares into ``block``."""
+    counts = scan.result.counts
+    assert scan.visit_hours is not None and scan.first_purchase_ns is not None
+    visits = counts[layout.visits_row, rows]
+    means = scan.visit_hours[:, rows] / 1e6 / np.where(visits > 0, visits, np.nan)
+    peak, strength = peak_of_density(means)
+    block[layout.visit_hour_cols] = np.vstack([means, peak, strength])
+
+    delivered, opened, clicked = (r.sum(axis=0) for r in responses)
+    trials = delivered + RATE_PRIOR_WEIGHT
+    sends, after, organic, support = counts[layout.response_count_rows, rows]
+    block[layout.response_cols] = np.vstack([
+        (opened + OPEN_RATE_PRIOR * RATE_PRIOR_WEIGHT) / trials,
+        (clicked + CLICK_RATE_PRIOR * RATE_PRIOR_WEIGHT) / trials,
+        sends, after, after / np.where(sends > 0, sends, np.nan), organic, support,
+    ])
+
+    purchases = counts[layout.purchases_total_row, rows]
+    last = scan.event_ts(scan.result.last[layout.last_purchase_row, rows])
+    first = scan.first_purchase_ns[rows]
+    interval = np.where(purchases >= 2, (last - first) / NS_PER_DAY, np.nan) / np.maximum(
+        purchases - 1, 1)
+    interval = np.where(interval > 0, interval, np.nan)
+    block[layout.replenish_cols] = np.vstack([
+        interval, block[layout.days_since_purchase_col] / interval])
+
+    block[layout.engagement_share_cols] = _shares(counts[layout.engagement_rows, rows])
+    if layout.view_rows.size:
+        block[layout.view_share_cols] = _shares(counts[layout.view_rows, rows])
+        block[layout.purchase_share_cols] = _shares(counts[layout.purchase_rows, rows])
 
 
 def hour_profile(
@@ -343,8 +439,7 @@ def snapshot_features(
     with ``customer_id`` and ``as_of`` first. ``spec`` defaults to one learned from the
     journeys' customers and catalog."""
     if spec is None:
-        message_ids = [str(m) for m in journeys.catalog[Col.MESSAGE_ID]]
-        spec = FeatureSpec.from_customers(journeys.customers, message_ids)
+        spec = FeatureSpec.from_journeys(journeys.customers, journeys.catalog)
     times = list(as_of)
     if not times:
         latest = journeys.events[Col.TS].max() if len(journeys.events) else pd.Timestamp.now("UTC")

@@ -28,6 +28,7 @@ from features.customers import CustomerTable
 from features.definitions import (
     ACTIVITY_PROFILE_DAYS,
     CART_HOURS,
+    CATEGORY_VIEW_DAYS,
     DAY_PARTS,
     ENGAGEMENT_DAYS,
     FREQUENCY_DAYS,
@@ -46,11 +47,24 @@ from features.kernel import (
     scan,
     to_micros,
 )
+from features.signals import (
+    AFTER_SEND_FAMILY_SIZE,
+    PURCHASE_AFTER_SEND,
+    PURCHASE_ORGANIC,
+    SUPPORT_AFTER_SEND,
+    after_send_keys,
+    category_family_size,
+    category_keys,
+    first_purchase_ns,
+    visit_hour_prefix,
+)
 from features.timezones import HOURS_PER_WEEK, hour_of_week, local_ns
 
 TC: Final = "type_channel"
 MESSAGE: Final = "message"
 DAY_PART: Final = "day_part"
+CATEGORY: Final = "category"
+AFTER_SEND: Final = "after_send"
 _N_CH: Final = len(CHANNELS) + 1  # channel codes shifted by one: 0 means "no channel"
 
 #: Rows of the bounds array: 0 is the as-of time, 1 the customer's first event, then windows.
@@ -58,7 +72,8 @@ END: Final = END_ROW
 LIFETIME: Final = START_ROW
 WINDOWS_NS: Final = tuple(
     sorted({d * NS_PER_DAY for d in (*FREQUENCY_DAYS, *MONETARY_DAYS, *PRESSURE_DAYS,
-                                     ENGAGEMENT_DAYS, SUPPORT_DAYS, ACTIVITY_PROFILE_DAYS)}
+                                     ENGAGEMENT_DAYS, SUPPORT_DAYS, ACTIVITY_PROFILE_DAYS,
+                                     CATEGORY_VIEW_DAYS)}
            | {CART_HOURS * NS_PER_HOUR})
 )
 
@@ -69,6 +84,7 @@ def window(days: float) -> int:
 
 
 CART_WINDOW: Final = 2 + WINDOWS_NS.index(CART_HOURS * NS_PER_HOUR)
+VISIT_HOUR_WINDOW: Final = window(ACTIVITY_PROFILE_DAYS)
 _DELIVERED: Final = EVENT_CODE[EventType.MESSAGE_DELIVERED]
 #: Indexed by event type code: does the event count as engagement?
 IS_ENGAGEMENT: Final = np.isin(np.arange(len(EVENT_TYPES)),
@@ -101,7 +117,7 @@ def _base_categories() -> list[Category]:
         Category("click", TC, tc_keys([e.MESSAGE_CLICK]), last=True),
         Category("support", TC, tc_keys([e.SUPPORT_CONTACT]), (window(SUPPORT_DAYS),)),
         Category("unsubscribe", TC, tc_keys([e.UNSUBSCRIBE]), (LIFETIME,)),
-        Category("send", TC, tc_keys([e.MESSAGE_DELIVERED]), pressure, last=True),
+        Category("send", TC, tc_keys([e.MESSAGE_DELIVERED]), (*pressure, LIFETIME), last=True),
     ]
     engagement = window(ENGAGEMENT_DAYS)
     for ch in CHANNELS:
@@ -110,7 +126,8 @@ def _base_categories() -> list[Category]:
                      tuple(sorted({*pressure, engagement})), last=True),
             Category(f"open_{ch}", TC, tc_keys([e.MESSAGE_OPEN], [ch]), (engagement,)),
             Category(f"click_{ch}", TC, tc_keys([e.MESSAGE_CLICK], [ch]), (engagement,)),
-            Category(f"engage_{ch}", TC, tc_keys(ENGAGEMENT_EVENT_TYPES, [ch]), last=True),
+            Category(f"engage_{ch}", TC, tc_keys(ENGAGEMENT_EVENT_TYPES, [ch]), (engagement,),
+                     last=True),
             Category(f"unsubscribe_{ch}", TC, tc_keys([e.UNSUBSCRIBE], [ch]), (LIFETIME,)),
         ]
     return out
@@ -126,16 +143,31 @@ def _day_part_categories() -> list[Category]:
     return [*parts, weekend]
 
 
-def _family_sizes(n_messages: int) -> dict[str, int]:
-    return {TC: len(EVENT_TYPES) * _N_CH, MESSAGE: n_messages + 1, DAY_PART: 1 + 2 * len(DAY_PARTS)}
+def _signal_categories(n_categories: int) -> list[Category]:
+    views = (window(CATEGORY_VIEW_DAYS),)
+    out = [Category(f"view_category_{c}", CATEGORY, (1 + c,), views) for c in range(n_categories)]
+    out += [Category(f"purchase_category_{c}", CATEGORY, (1 + n_categories + c,), (LIFETIME,))
+            for c in range(n_categories)]
+    out += [Category("purchase_after_send", AFTER_SEND, (PURCHASE_AFTER_SEND,), (LIFETIME,)),
+            Category("purchase_organic", AFTER_SEND, (PURCHASE_ORGANIC,), (LIFETIME,)),
+            Category("support_after_send", AFTER_SEND, (SUPPORT_AFTER_SEND,), (LIFETIME,))]
+    return out
+
+
+def _family_sizes(n_messages: int, n_categories: int = 0) -> dict[str, int]:
+    return {TC: len(EVENT_TYPES) * _N_CH, MESSAGE: n_messages + 1, DAY_PART: 1 + 2 * len(DAY_PARTS),
+            CATEGORY: category_family_size(n_categories), AFTER_SEND: AFTER_SEND_FAMILY_SIZE}
 
 
 @lru_cache(maxsize=64)
-def feature_plan(n_messages: int) -> ScanPlan:
-    """Everything ``compute_features`` needs, for a catalog of ``n_messages`` messages."""
+def feature_plan(n_messages: int, n_categories: int = 0) -> ScanPlan:
+    """Everything ``compute_features`` needs, for a catalog of ``n_messages`` messages in
+    ``n_categories`` product categories."""
     messages = [Category(f"message_{m}", MESSAGE, (m + 1,), last=True) for m in range(n_messages)]
     return ScanPlan(
-        tuple(_base_categories() + messages + _day_part_categories()), _family_sizes(n_messages)
+        tuple(_base_categories() + messages + _day_part_categories()
+              + _signal_categories(n_categories)),
+        _family_sizes(n_messages, n_categories),
     )
 
 
@@ -156,10 +188,11 @@ def _message_keys(log: EventLog, message_ids: Sequence[str]) -> np.ndarray:
     return np.where(log.event_type == _DELIVERED, codes, 0)
 
 
-def _day_part_keys(log: EventLog, customers: CustomerTable) -> np.ndarray:
+def _day_part_keys(
+    log: EventLog, engaged: np.ndarray, hour_of_week: np.ndarray
+) -> np.ndarray:
     keys = np.zeros(log.n_events, dtype=np.int16)
-    engaged = np.flatnonzero(IS_ENGAGEMENT[log.event_type])
-    keys[engaged] = _DAY_PART_KEY[local_hour_of_week(log, customers, engaged)]
+    keys[engaged] = _DAY_PART_KEY[hour_of_week]
     return keys
 
 
@@ -279,6 +312,10 @@ class EventScan:
     purchase_value: np.ndarray  # (len(PURCHASE_VALUE_WINDOWS), n) int64 micros
     cart_value: np.ndarray  # (n,) int64 micros of the open cart (0 when none)
     open_cart: np.ndarray  # (n,) bool
+    #: With the day-part family: (2 * harmonics, n) int64 micro sums of site visits' hour
+    #: harmonics over ``VISIT_HOUR_WINDOW``, and each query's customer's first purchase time.
+    visit_hours: np.ndarray | None = None
+    first_purchase_ns: np.ndarray | None = None
 
     @classmethod
     def run(
@@ -288,15 +325,27 @@ class EventScan:
         plan: ScanPlan,
         customers: CustomerTable | None = None,
         message_ids: Sequence[str] = (),
+        categories: Sequence[str] = (),
     ) -> EventScan:
         check_codes(log)
         keys = {TC: log.event_type.astype(np.int32) * _N_CH + log.channel + 1}
         if MESSAGE in plan.luts:
             keys[MESSAGE] = _message_keys(log, message_ids)
+        if CATEGORY in plan.luts:
+            keys[CATEGORY] = category_keys(log, categories)
+        if AFTER_SEND in plan.luts:
+            keys[AFTER_SEND] = after_send_keys(log)
+        visit_hours = first_purchase = None
         if DAY_PART in plan.luts:
             if customers is None:
                 raise ValueError("day-part features need the customers' timezones")
-            keys[DAY_PART] = _day_part_keys(log, customers)
+            engaged = np.flatnonzero(IS_ENGAGEMENT[log.event_type])
+            how = local_hour_of_week(log, customers, engaged)
+            keys[DAY_PART] = _day_part_keys(log, engaged, how)
+            prefix = visit_hour_prefix(log, engaged, how)
+            visit_hours = (prefix[:, queries.bounds[END]]
+                           - prefix[:, queries.bounds[VISIT_HOUR_WINDOW]])
+            first_purchase = first_purchase_ns(log, queries.codes)
         result = scan(plan, keys, log.n_events, queries.bounds)
         # Purchase and cart values as prefix sums: window totals by subtraction.
         money = np.zeros((2, log.n_events + 1), dtype=np.int64)
@@ -308,7 +357,8 @@ class EventScan:
         open_cart = (last[0] >= cart_window) & (last[1] < last[0])
         since = np.maximum(last[1] + 1, cart_window)
         cart = np.where(open_cart, money[1, queries.end] - money[1, since], 0)
-        return cls(log, queries, plan, result, purchase, cart, open_cart)
+        return cls(log, queries, plan, result, purchase, cart, open_cart, visit_hours,
+                   first_purchase)
 
     def count(self, name: str, row: int) -> np.ndarray:
         return self.result.counts[self.plan.count_index[(name, row)]]

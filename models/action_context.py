@@ -25,7 +25,14 @@ from typing import Final
 import numpy as np
 
 from features.contract import CHANNELS
-from features.definitions import DAY_PARTS
+from features.definitions import (
+    DAY_PARTS,
+    HOUR_HARMONICS,
+    FeatureSpec,
+    category_purchase_share_name,
+    category_view_share_name,
+)
+from features.signals import harmonic_density
 from models._estimator import as_matrix
 from models.conversion import ACTION_COLUMNS, ConversionModel
 
@@ -37,11 +44,26 @@ CHANNEL_CONTEXT: Final = (
     ("ctx_channel_deliveries", "deliveries_90d_{channel}"),
     ("ctx_channel_days_since_engagement", "days_since_engagement_{channel}"),
     ("ctx_channel_sends_7d", "sends_7d_{channel}"),
+    ("ctx_channel_engagement_share", "engagement_share_{channel}"),
 )
 HOUR_CONTEXT: Final = "ctx_hour_share"
+#: The customer's smoothed visit density at the action's local hour (1 = a flat day) and the
+#: circular distance in hours from the action's hour to the customer's peak visit hour.
+HOUR_DENSITY_CONTEXT: Final = "ctx_hour_density"
+HOUR_DISTANCE_CONTEXT: Final = "ctx_hour_distance"
+#: Share of the customer's product views / purchases in the action message's category (NaN for
+#: a message whose category no training event carried, e.g. a general one).
+CATEGORY_VIEW_CONTEXT: Final = "ctx_category_view_share"
+CATEGORY_PURCHASE_CONTEXT: Final = "ctx_category_purchase_share"
 MESSAGE_CONTEXT: Final = "ctx_message_hours_since_send"
-CONTEXT_COLUMNS: Final = (*(name for name, _ in CHANNEL_CONTEXT), HOUR_CONTEXT, MESSAGE_CONTEXT)
+CONTEXT_COLUMNS: Final = (
+    *(name for name, _ in CHANNEL_CONTEXT), HOUR_CONTEXT, HOUR_DENSITY_CONTEXT,
+    HOUR_DISTANCE_CONTEXT, CATEGORY_VIEW_CONTEXT, CATEGORY_PURCHASE_CONTEXT, MESSAGE_CONTEXT,
+)
 _HOURS_PER_PART: Final = 24 // len(DAY_PARTS)
+_HARMONIC_NAMES: Final = tuple(f"visit_hour_{trig}_{k}" for k in HOUR_HARMONICS
+                               for trig in ("cos", "sin"))
+_PEAK_HOUR: Final = "visit_peak_hour"
 
 
 def _positions(names: Sequence[str], wanted: Sequence[str]) -> np.ndarray:
@@ -60,7 +82,9 @@ class ActionContextConversionModel(ConversionModel):
 
     ``fit`` takes the same ``X`` (customer features, then the three action columns) and
     requires ``feature_names`` (the context columns are looked up by name); ``message_ids``
-    follow the customer features' ``hours_since_send_msg_*`` columns in catalog order.
+    follow the customer features' ``hours_since_send_msg_*`` columns in catalog order. The
+    category columns need ``spec`` (a ``FeatureSpec``, for each message's category); the visit
+    hour columns the ``visit_hour_*`` features: without them those context columns are NaN.
     """
 
     def fit(
@@ -79,7 +103,8 @@ class ActionContextConversionModel(ConversionModel):
             raise ValueError(f"the last three feature_names must be {ACTION_COLUMNS}")
         matrix = as_matrix(X, len(names), "X")
         customer_names = names[:-3]
-        self._resolve_context(customer_names)
+        self._resolve_context(customer_names, spec)
+        self._forget_unseen_categories(matrix[:, :-3])
         context = self._context(matrix[:, :-3], matrix[:, -3], matrix[:, -2], matrix[:, -1])
         augmented = np.hstack([matrix[:, :-3], context, matrix[:, -3:]])
         super().fit(augmented, y, ts_ns=ts_ns,
@@ -97,8 +122,22 @@ class ActionContextConversionModel(ConversionModel):
         self.feature_importances_ = np.concatenate([gains[:k], gains[-3:]])
         return self
 
-    def _resolve_context(self, customer_names: list[str]) -> None:
+    def _resolve_context(self, customer_names: list[str], spec: object) -> None:
         self.n_customer_features_ = len(customer_names)
+        index = {name: i for i, name in enumerate(customer_names)}
+        self.harmonic_columns_ = (
+            np.array([index[n] for n in _HARMONIC_NAMES], dtype=np.int64)
+            if all(n in index for n in (*_HARMONIC_NAMES, _PEAK_HOUR))
+            else np.zeros(0, dtype=np.int64))
+        self.peak_column_ = index.get(_PEAK_HOUR, -1)
+        categories = spec.message_categories if isinstance(spec, FeatureSpec) else ()
+        # per message code: the column of its category's view / purchase share, -1 for none
+        self.message_view_columns_ = np.array(
+            [index.get(category_view_share_name(c), -1) if c else -1 for c in categories],
+            dtype=np.int64)
+        self.message_purchase_columns_ = np.array(
+            [index.get(category_purchase_share_name(c), -1) if c else -1 for c in categories],
+            dtype=np.int64)
         channel_names = [c.value for c in CHANNELS]
         self.channel_columns_ = np.vstack([
             _positions(customer_names, [template.format(channel=c) for c in channel_names])
@@ -109,6 +148,23 @@ class ActionContextConversionModel(ConversionModel):
             [i for i, name in enumerate(customer_names)
              if name.startswith("hours_since_send_msg_")], dtype=np.int64
         )
+
+    def _forget_unseen_categories(self, features: np.ndarray) -> None:
+        """A category no training row has a view or purchase of (a "general" message's) would
+        read as zero affinity: its messages get NaN context instead."""
+        for columns in (self.message_view_columns_, self.message_purchase_columns_):
+            for m, column in enumerate(columns.tolist()):
+                if column >= 0 and not np.nanmax(features[:, column], initial=0.0) > 0:
+                    columns[m] = -1
+
+    def _message_share(
+        self, features: np.ndarray, rows: np.ndarray, message: np.ndarray, columns: np.ndarray
+    ) -> np.ndarray:
+        if columns.size == 0:
+            return np.full(rows.shape[0], np.nan)
+        m = np.clip(np.where(message >= 0, message, 0), 0, columns.size - 1).astype(np.int64)
+        column = columns[m]
+        return np.where(column >= 0, features[rows, np.maximum(column, 0)], np.nan)
 
     def _context(
         self, features: np.ndarray, message: np.ndarray, channel: np.ndarray, hour: np.ndarray
@@ -121,8 +177,18 @@ class ActionContextConversionModel(ConversionModel):
         out = np.full((n, len(CONTEXT_COLUMNS)), np.nan)
         for k in range(self.channel_columns_.shape[0]):
             out[:, k] = features[rows, self.channel_columns_[k, ch]]
-        part = np.clip(np.where(hour >= 0, hour, 0) // _HOURS_PER_PART, 0, len(DAY_PARTS) - 1)
-        out[:, -2] = features[rows, self.hour_columns_[part.astype(np.int64)]]
+        at = len(CHANNEL_CONTEXT)
+        local_hour = np.where(hour >= 0, hour, 0)
+        part = np.clip(local_hour // _HOURS_PER_PART, 0, len(DAY_PARTS) - 1)
+        out[:, at] = features[rows, self.hour_columns_[part.astype(np.int64)]]
+        if self.harmonic_columns_.size:
+            means = features[rows[:, None], self.harmonic_columns_[None, :]].T
+            out[:, at + 1] = harmonic_density(means, local_hour)
+            distance = np.abs(local_hour - features[rows, self.peak_column_]) % 24.0
+            out[:, at + 2] = np.minimum(distance, 24.0 - distance)
+        out[:, at + 3] = self._message_share(features, rows, message, self.message_view_columns_)
+        out[:, at + 4] = self._message_share(features, rows, message,
+                                             self.message_purchase_columns_)
         if self.message_columns_.size:
             m = np.clip(np.where(message >= 0, message, 0), 0, self.message_columns_.size - 1)
             out[:, -1] = features[rows, self.message_columns_[m.astype(np.int64)]]

@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from features.contract import Col
 from features.definitions import FeatureSpec
 from features.io import Journeys
 from models.pyfunc import HOUR_PROFILE_COLUMNS, log_pyfunc_model
@@ -290,8 +289,7 @@ def train(
     chosen = [Task(t) for t in (tasks or config.tasks)]
     uri = configure_tracking(tracking_uri, config.experiment)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    message_ids = journeys.catalog[Col.MESSAGE_ID].astype(str).tolist()
-    spec = FeatureSpec.from_customers(journeys.customers, message_ids)
+    spec = FeatureSpec.from_journeys(journeys.customers, journeys.catalog)
     commit = git_commit()
     common_tags = {
         "mlflow.source.git.commit": commit,

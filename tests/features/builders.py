@@ -21,6 +21,11 @@ from features.io import parse_table
 from features.schemas import TS_DTYPE
 
 MESSAGES = ("welcome", "cart_nudge", "winback")
+#: The catalog category of each of MESSAGES ("" = none) and the product categories of events.
+MESSAGE_CATEGORIES = ("", "home", "beauty")
+CATEGORIES = ("home", "beauty", "toys")
+CATEGORY_EVENTS = (EventType.PRODUCT_VIEW, EventType.ADD_TO_CART, EventType.CHECKOUT,
+                   EventType.PURCHASE)
 T0 = pd.Timestamp("2024-03-01T00:00:00Z")
 MESSAGE_EVENTS = (EventType.MESSAGE_DELIVERED, EventType.MESSAGE_OPEN, EventType.MESSAGE_CLICK)
 
@@ -41,12 +46,15 @@ def customers_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def events_frame(rows: Sequence[tuple[Any, ...]], validate: bool = True) -> pd.DataFrame:
-    """Events from ``(customer_id, ts, event_type, channel, message_id, value[, decision_id])``
-    tuples; validated by the contract's loader unless ``validate`` is False (fast path for
-    property tests, which build hundreds of frames)."""
+    """Events from ``(customer_id, ts, event_type, channel, message_id, value[, decision_id[,
+    category]]])`` tuples; validated by the contract's loader unless ``validate`` is False (fast
+    path for property tests, which build hundreds of frames). The optional ``category`` column
+    is there when some row has a category."""
     records = []
+    categories = []
     for i, row in enumerate(rows):
         customer, when, event_type, channel, message, value, *rest = row
+        categories.append(rest[1] if len(rest) > 1 else None)
         records.append({
             Col.EVENT_ID: f"e{i}",
             Col.CUSTOMER_ID: customer,
@@ -60,6 +68,8 @@ def events_frame(rows: Sequence[tuple[Any, ...]], validate: bool = True) -> pd.D
     columns = [Col.EVENT_ID, Col.CUSTOMER_ID, Col.TS, Col.EVENT_TYPE, Col.CHANNEL,
                Col.MESSAGE_ID, Col.DECISION_ID, Col.VALUE]
     frame = pd.DataFrame(records, columns=columns)
+    if any(c is not None for c in categories):
+        frame[Col.CATEGORY] = pd.Series(categories, dtype="str")
     frame[Col.TS] = pd.to_datetime(frame[Col.TS], utc=True).astype(TS_DTYPE)
     if not validate or frame.empty:  # pandera cannot infer string columns of an empty frame
         return frame
@@ -70,7 +80,8 @@ def events_frame(rows: Sequence[tuple[Any, ...]], validate: bool = True) -> pd.D
 def random_event_rows(
     rng: np.random.Generator, customers: Sequence[str], n: int, days: float = 120.0
 ) -> list[tuple[Any, ...]]:
-    """Plausible random events in the ``days`` before T0 + 30 d, on whole seconds."""
+    """Plausible random events in the ``days`` before T0 + 30 d, on whole seconds; product
+    events carry one of CATEGORIES (or none, as a real feed may)."""
     rows = []
     for _ in range(n):
         event_type = EVENT_TYPES[int(rng.integers(len(EVENT_TYPES)))]
@@ -82,8 +93,11 @@ def random_event_rows(
         if event_type in (EventType.PURCHASE, EventType.ADD_TO_CART):
             value = round(float(rng.gamma(2.0, 20.0)), 2)
         when = T0 + pd.Timedelta(seconds=int(rng.integers(int((30 - days) * 86400), 30 * 86400)))
+        pick = int(rng.integers(len(CATEGORIES) + 1))
+        category = (CATEGORIES[pick] if event_type in CATEGORY_EVENTS and pick < len(CATEGORIES)
+                    else None)
         rows.append((customers[int(rng.integers(len(customers)))], when, event_type,
-                     channel, message, value))
+                     channel, message, value, None, category))
     return rows
 
 

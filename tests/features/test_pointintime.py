@@ -17,6 +17,9 @@ from features.eventlog import CHANNEL_CODE, EVENT_CODE, EventLog, encode
 from features.pointintime import compute_features, hour_profile
 from features.stage import derive_journey_state
 from tests.features.builders import (
+    CATEGORIES,
+    CATEGORY_EVENTS,
+    MESSAGE_CATEGORIES,
     MESSAGE_EVENTS,
     MESSAGES,
     T0,
@@ -46,7 +49,7 @@ def customers() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def spec(customers: pd.DataFrame) -> FeatureSpec:
-    return FeatureSpec.from_customers(customers, MESSAGES)
+    return FeatureSpec.from_customers(customers, MESSAGES, message_categories=MESSAGE_CATEGORIES)
 
 
 def _log(events: pd.DataFrame) -> EventLog:
@@ -65,6 +68,8 @@ def _single_customer_log(events: pd.DataFrame, customer_id: str) -> EventLog:
     """One customer's events as serving's store would hand them over: codes, unsorted."""
     own = events[events[Col.CUSTOMER_ID] == customer_id].sample(frac=1.0, random_state=3)
     message_code = {m: i for i, m in enumerate(MESSAGES)}
+    # the store's own category vocabulary, in another order than the batch log's
+    vocabulary = tuple(reversed(CATEGORIES))
     return EventLog.from_arrays(
         customer_id,
         pd.DatetimeIndex(own[Col.TS]).as_unit("ns").asi8,
@@ -73,6 +78,8 @@ def _single_customer_log(events: pd.DataFrame, customer_id: str) -> EventLog:
         encode(own[Col.MESSAGE_ID], message_code),
         own[Col.VALUE].to_numpy(dtype=np.float64),
         MESSAGES,
+        category=encode(own[Col.CATEGORY], {c: i for i, c in enumerate(vocabulary)}),
+        category_ids=vocabulary,
     )
 
 
@@ -126,6 +133,7 @@ _event = st.tuples(
     st.sampled_from(CHANNELS),
     st.integers(0, len(MESSAGES) - 1),
     st.sampled_from([0.0, 9.99, 25.5, 120.0]),
+    st.sampled_from(CATEGORIES),
 )
 
 
@@ -149,12 +157,13 @@ def test_features_ignore_events_at_or_after_as_of(
 
     def rows(events: list[tuple[Any, ...]], shift: bool) -> list[tuple[Any, ...]]:
         out = []
-        for customer, minutes, event_type, channel, message, value in events:
+        for customer, minutes, event_type, channel, message, value, category in events:
             when = T0 + pd.Timedelta(minutes=minutes)
             if shift:  # move the event to t or later
                 when = cut + pd.Timedelta(minutes=abs(minutes) % (30 * 24 * 60))
             out.append((IDS[customer], when, event_type, channel,
-                        MESSAGES[message] if event_type in MESSAGE_EVENTS else None, value))
+                        MESSAGES[message] if event_type in MESSAGE_EVENTS else None, value,
+                        None, category if event_type in CATEGORY_EVENTS else None))
         return out
 
     past = [r for r in rows(before, shift=False) if r[1] < cut]

@@ -16,17 +16,20 @@ from models.pyfunc import score_matrix
 MESSAGES = ("a", "b")
 NAMES = [
     *(f"{kind}_{c.value}" for kind in ("open_rate", "click_rate", "opens_90d", "deliveries_90d",
-                                       "days_since_engagement", "sends_7d") for c in CHANNELS),
+                                       "days_since_engagement", "sends_7d",
+                                       "engagement_share") for c in CHANNELS),
     *(f"share_{p}" for p in DAY_PARTS),
     *(f"hours_since_send_msg_{m}" for m in MESSAGES),
     "noise",
 ]
 OPEN_RATE = [NAMES.index(f"open_rate_{c.value}") for c in CHANNELS]
+UNKNOWN = [NAMES.index(f"engagement_share_{c.value}") for c in CHANNELS]
 
 
 def _customers(n: int, rng: np.random.Generator) -> np.ndarray:
     X = rng.uniform(0.0, 1.0, (n, len(NAMES)))
     X[:, OPEN_RATE] = rng.beta(0.6, 0.6, (n, len(CHANNELS)))
+    X[:, UNKNOWN] = np.nan  # customers without site engagement: the share is unknown
     return X
 
 
