@@ -29,7 +29,7 @@ from tests.features.builders import (
     ts,
 )
 
-CUSTOMERS = [
+CUSTOMERS: list[dict[str, Any]] = [
     {Col.CUSTOMER_ID: "ana", Col.TIMEZONE: "America/New_York", "segment": "vip", "age": "31",
      "first_order": "2023-11-02"},
     {Col.CUSTOMER_ID: "bo", Col.TIMEZONE: "Asia/Tokyo", "segment": "mass", "age": "45",
@@ -59,7 +59,8 @@ def _log(events: pd.DataFrame) -> EventLog:
 def _profile(customers: pd.DataFrame, customer_id: str) -> dict[str, Any]:
     """The profile as serving would hold it: raw attribute values, booleans, a timestamp."""
     record = customers.set_index(Col.CUSTOMER_ID).loc[customer_id]
-    profile: dict[str, Any] = {k: (None if pd.isna(v) else v) for k, v in record.items()}
+    profile: dict[str, Any] = {str(k): (None if pd.isna(v) else v)
+                               for k, v in record.items()}
     profile |= {c: bool(record[c]) for c in CONSENT_COLUMNS}
     return profile
 
@@ -200,7 +201,7 @@ def test_memory_budgets_do_not_change_results(
     whole = (compute_features(log, table, spec, codes, as_of),
              hour_profile(log, table, codes, as_of))
     monkeypatch.setattr(scan_module, "scan",
-                        lambda *args, **kwargs: scan(*args, **kwargs, cell_budget=300))
+                        lambda *args, **kwargs: scan(*args, **{**kwargs, "cell_budget": 300}))
     monkeypatch.setattr(pointintime, "_ASSEMBLY_ROWS", 7)
     monkeypatch.setattr(pointintime, "_PROFILE_CHUNK", 50)
     split = (compute_features(log, table, spec, codes, as_of),
