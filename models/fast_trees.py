@@ -54,8 +54,10 @@ def _walk(
     cat_start: np.ndarray,
     cat_words: np.ndarray,
     cat_bits: np.ndarray,
+    sigmoid: float,
 ) -> np.ndarray:
-    """Sum of the leaf values each row reaches, tree by tree (child < 0: leaf ``~child``)."""
+    """Sum of the leaf values each row reaches, tree by tree (child < 0: leaf ``~child``), or
+    with ``sigmoid`` > 0 LightGBM's probability of it."""
     n_rows = X.shape[0]
     out = np.zeros(n_rows)
     for i in range(n_rows):
@@ -90,7 +92,7 @@ def _walk(
                         go_left = value <= threshold[node]
                 node = left[node] if go_left else right[node]
             total += leaf_value[~node]
-        out[i] = total
+        out[i] = 1.0 / (1.0 + math.exp(-sigmoid * total)) if sigmoid > 0.0 else total
     return out
 
 
@@ -216,18 +218,21 @@ class FlatForest:
 
     def raw_score(self, X: np.ndarray) -> np.ndarray:
         """LightGBM's ``raw_score=True`` output: the sum of the trees."""
-        X = np.ascontiguousarray(X, dtype=np.float64)
+        return self._walk(X, 0.0)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """LightGBM's ``predict``: ``1 / (1 + exp(-sigmoid * raw))``, as LightGBM computes it."""
+        return self._walk(X, self.sigmoid)
+
+    def _walk(self, X: np.ndarray, sigmoid: float) -> np.ndarray:
+        if X.dtype != np.float64 or not X.flags.c_contiguous:
+            X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(
                 f"expected rows of {self.n_features} features, got an array of shape {X.shape}"
             )
-        return np.asarray(
-            _compiled_walk(
-                X, self.roots, self.feature, self.threshold, self.decision, self.left,
-                self.right, self.leaf_value, self.cat_start, self.cat_words, self.cat_bits,
-            )  # fmt: skip
-        )
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """LightGBM's ``predict``: the sigmoid of the raw score, as LightGBM computes it."""
-        return 1.0 / (1.0 + np.exp(-self.sigmoid * self.raw_score(X)))
+        scores: np.ndarray = _compiled_walk(
+            X, self.roots, self.feature, self.threshold, self.decision, self.left, self.right,
+            self.leaf_value, self.cat_start, self.cat_words, self.cat_bits, sigmoid,
+        )  # fmt: skip
+        return scores
