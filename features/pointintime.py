@@ -26,20 +26,16 @@ from features.customers import CustomerTable
 from features.definitions import (
     ACTIVITY_PROFILE_DAYS,
     AS_OF,
-    CATEGORY_VIEW_DAYS,
     CLICK_RATE_PRIOR,
     DAY_PARTS,
     ENGAGEMENT_DAYS,
     FREQUENCY_DAYS,
-    HOUR_HARMONICS,
     MONETARY_DAYS,
     OPEN_RATE_PRIOR,
     PRESSURE_DAYS,
     RATE_PRIOR_WEIGHT,
     SUPPORT_DAYS,
     FeatureSpec,
-    category_purchase_share_name,
-    category_view_share_name,
     live_consent_name,
 )
 from features.eventlog import EVENT_CODE, NS_PER_DAY, NS_PER_HOUR, EventLog, ts_to_ns
@@ -54,6 +50,12 @@ from features.scan import (
     feature_plan,
     local_hour_of_week,
     window,
+)
+from features.signal_definitions import (
+    CATEGORY_VIEW_DAYS,
+    HOUR_HARMONICS,
+    category_purchase_share_name,
+    category_view_share_name,
 )
 from features.signals import peak_of_density
 from features.stage import JourneyState, derive_journey_state, journey_state

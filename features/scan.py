@@ -28,7 +28,6 @@ from features.customers import CustomerTable
 from features.definitions import (
     ACTIVITY_PROFILE_DAYS,
     CART_HOURS,
-    CATEGORY_VIEW_DAYS,
     DAY_PARTS,
     ENGAGEMENT_DAYS,
     FREQUENCY_DAYS,
@@ -46,6 +45,9 @@ from features.kernel import (
     SortedGroups,
     scan,
     to_micros,
+)
+from features.signal_definitions import (
+    CATEGORY_VIEW_DAYS,
 )
 from features.signals import (
     AFTER_SEND_FAMILY_SIZE,

@@ -15,9 +15,12 @@ from typing import Final
 import numpy as np
 
 from features.contract import EventType
-from features.definitions import AFTER_SEND_HOURS, HOUR_HARMONICS
 from features.eventlog import EVENT_CODE, NS_PER_HOUR, EventLog
 from features.kernel import SortedGroups
+from features.signal_definitions import (
+    AFTER_SEND_HOURS,
+    HOUR_HARMONICS,
+)
 
 _DELIVERED: Final = EVENT_CODE[EventType.MESSAGE_DELIVERED]
 _PURCHASE: Final = EVENT_CODE[EventType.PURCHASE]

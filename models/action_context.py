@@ -27,8 +27,10 @@ import numpy as np
 from features.contract import CHANNELS
 from features.definitions import (
     DAY_PARTS,
-    HOUR_HARMONICS,
     FeatureSpec,
+)
+from features.signal_definitions import (
+    HOUR_HARMONICS,
     category_purchase_share_name,
     category_view_share_name,
 )
