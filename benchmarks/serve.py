@@ -1,13 +1,13 @@
 """Benchmark: the real nextbest server answering ``POST /v1/recommend``, against ``mlflow models
 serve`` scoring one of our registered LightGBM models, measured in the same run.
 
-Setup (cached in ``benchmarks/out/serve`` and reused while the parameters match): a simulation
-of ``--customers`` x ``--days``, whose catalog is widened so that every message is eligible at
-every stage without a cart; the four models trained on it with ``training/configs/fast.yaml``
-into a local MLflow store. Load goes to customers who consent to every channel, as of one hour
-after the last simulated event, so every request scores the whole candidate set (each
-(message, channel) pair of the catalog at its best send slots): the heaviest decision the
-catalog allows. The candidate count is printed.
+Setup (cached in ``benchmarks/out/serve`` and reused while the parameters and the feature-set
+version match): a simulation of ``--customers`` x ``--days``, whose catalog is widened so that
+every message is eligible at every stage without a cart; the four models trained on it with
+``training/configs/fast.yaml`` into a local MLflow store. Load goes to customers who consent to
+every channel, as of one hour after the last simulated event, so every request scores the whole
+candidate set (each (message, channel) pair of the catalog at its best send slots): the heaviest
+decision the catalog allows. The candidate count is printed.
 
 Measured, each with a load generator in a separate process (keep-alive HTTP/1.1 connections on
 raw asyncio sockets, loopback only, bounded by a request count and a time limit):
@@ -65,12 +65,15 @@ STARTUP_SECONDS = 300.0
 def prepare(customers: int, days: int, seed: int) -> tuple[Path, str]:
     """The data folder and tracking URI, simulated and trained unless already there."""
     from features.contract import ALL_STAGES, Col, Table
+    from features.definitions import FEATURES_VERSION
     from features.io import find_table_file, load_journeys, load_table
     from features.simulator import SimulationConfig, simulate, write_simulation
     from training.config import load_config
     from training.pipeline import train
 
-    params = {"customers": customers, "days": days, "seed": seed, "catalog": "all-stages"}
+    # Models trained on another feature set cannot be served: the version is part of the key.
+    params = {"customers": customers, "days": days, "seed": seed, "catalog": "all-stages",
+              "features_version": FEATURES_VERSION}  # fmt: skip
     marker = OUT / "params.json"
     data_dir, tracking_uri = OUT / "sim", f"sqlite:///{OUT / 'mlflow.db'}"
     if marker.exists() and json.loads(marker.read_text()) == params:
