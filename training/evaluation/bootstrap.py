@@ -49,16 +49,45 @@ def bootstrap_ratios(
     if n_rows == 0:
         raise ValueError("cannot bootstrap zero rows")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    stacked = np.hstack([numerators, denominators])
+    columns, position = _distinct_columns(np.hstack([numerators, denominators]))
+    # (statistics x rows) @ (rows x resamples): this orientation runs about twice as fast in
+    # OpenBLAS as (resamples x rows) @ (rows x statistics) for these thin matrices
+    columns_t = np.ascontiguousarray(columns.T)
     chunk = max(1, _CHUNK_CELLS // n_rows)
     result = np.empty((n_resamples, n_stats), dtype=np.float64)
     for start in range(0, n_resamples, chunk):
         size = min(chunk, n_resamples - start)
-        sums = resample_counts(n_rows, size, rng) @ stacked
+        distinct = (columns_t @ resample_counts(n_rows, size, rng).T).T
+        # a column of ones sums to the resample size, n_rows, exactly
+        sums = np.column_stack([distinct, np.full(size, float(n_rows))])[:, position]
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = sums[:, :n_stats] / sums[:, n_stats:]
         result[start : start + size] = np.where(sums[:, n_stats:] == 0, np.nan, ratio)
     return result
+
+
+def _distinct_columns(stacked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct columns of ``stacked`` other than columns of ones, and the position of each
+    column of ``stacked`` among them (the last position, one past them, means ones).
+
+    Estimators share columns (every IPS and DR denominator is ones, a policy's SNIPS weights
+    serve all its metrics): resampling each distinct column once halves the matrix product.
+    """
+    n_columns = stacked.shape[1]
+    ones = (stacked == 1.0).all(axis=0)
+    seen: dict[bytes, int] = {}
+    keep: list[int] = []
+    position = np.empty(n_columns, dtype=np.intp)
+    for j in range(n_columns):
+        if ones[j]:
+            continue
+        key = np.ascontiguousarray(stacked[:, j]).tobytes()
+        if key not in seen:
+            seen[key] = len(keep)
+            keep.append(j)
+        position[j] = seen[key]
+    position[ones] = len(keep)
+    return np.ascontiguousarray(stacked[:, keep]), position
 
 
 def percentile_interval(

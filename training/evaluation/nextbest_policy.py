@@ -23,7 +23,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from features.contract import CHANNELS, Col, Stage
+from features.contract import CHANNELS, Channel, Col, Stage
 from features.customers import CustomerTable
 from features.definitions import FeatureSpec
 from features.eventlog import EventLog, ts_to_ns
@@ -40,6 +40,7 @@ from models.policy import (
     load_contact_policy,
 )
 from models.policy.config import ControlGroups, Exploration, QuietHours
+from models.policy.slots import to_ns
 from training.evaluation.oracle_values import PolicyActions
 
 logger = logging.getLogger(__name__)
@@ -159,21 +160,25 @@ def nextbest_actions(
     if features is None:
         features = observed.features(codes, as_of)
     profiles = hour_profile(observed.log, observed.customers, codes, as_of)
+    consented = np.asarray(eligible.any(axis=1), dtype=bool)  # (n, channels)
+    offered = np.asarray(eligible.any(axis=2), dtype=bool)  # (n, messages)
+    restrictions = _Restrictions(engine.message_ids)
+    channel_code = {c: j for j, c in enumerate(CHANNELS)}
     for lo in range(0, n, batch_size):
         rows = np.arange(lo, min(lo + batch_size, n))
         requests = [
-            _request(ids[i], moments[i], str(timezones[i]), stages[int(stage[i])],
-                     bool(cart_open[i]), features[i : i + 1], profiles[i : i + 1],
-                     eligible[i], engine.message_ids)
+            restrictions.request(ids[i], moments[i], str(timezones[i]), stages[int(stage[i])],
+                                 bool(cart_open[i]), features[i : i + 1], profiles[i : i + 1],
+                                 consented[i], offered[i])
             for i in rows
         ]
-        for i, decision in zip(rows, engine.decide_many(requests), strict=True):
+        for i, decision in zip(rows.tolist(), engine.decide_many(requests), strict=True):
             action = decision.action
             if action is None:
                 continue
             message[i] = message_index[action.message_id]
-            channel[i] = CHANNELS.index(action.channel)
-            send_at[i] = int(pd.Timestamp(action.send_at).value)
+            channel[i] = channel_code[action.channel]
+            send_at[i] = to_ns(action.send_at)
         logger.debug("nextbest decided %d of %d rows", rows[-1] + 1, n)
     sends = message >= 0
     when = pd.DatetimeIndex(send_at.view("datetime64[ns]")).tz_localize("UTC")
@@ -181,24 +186,45 @@ def nextbest_actions(
     return PolicyActions(message, channel, hour)
 
 
-def _request(
-    customer_id: str, now: datetime, timezone: str, stage: Stage, cart_open: bool,
-    features: np.ndarray, profile: np.ndarray, eligible: np.ndarray,
-    message_ids: tuple[str, ...],
-) -> DecisionRequest:
-    consented = np.asarray(eligible.any(axis=0), dtype=bool)
-    by_message = np.asarray(eligible.any(axis=1), dtype=bool)
-    return DecisionRequest(
-        customer_id=customer_id,
-        now=now,
-        timezone=timezone,
-        consents={c: bool(consented[j]) for j, c in enumerate(CHANNELS)},
-        stage=stage,
-        has_open_cart=cart_open,
-        features=features,
-        hour_profile=profile,
-        history=None,
-        allowed_channels=tuple(c for j, c in enumerate(CHANNELS) if consented[j]),
-        candidate_message_ids=tuple(m for j, m in enumerate(message_ids) if by_message[j]),
-        top_k=0,
-    )
+class _Restrictions:
+    """Consents, allowed channels and candidate messages of a row from its candidate set.
+
+    Rows share a handful of distinct sets, so each is turned into Python objects once (the
+    engine only reads them)."""
+
+    def __init__(self, message_ids: tuple[str, ...]) -> None:
+        self.message_ids = message_ids
+        self._channels: dict[bytes, tuple[dict[Channel, bool], tuple[Channel, ...]]] = {}
+        self._messages: dict[bytes, tuple[str, ...]] = {}
+
+    def request(
+        self, customer_id: str, now: datetime, timezone: str, stage: Stage, cart_open: bool,
+        features: np.ndarray, profile: np.ndarray, consented: np.ndarray, offered: np.ndarray,
+    ) -> DecisionRequest:
+        key = consented.tobytes()
+        channels = self._channels.get(key)
+        if channels is None:
+            channels = (
+                {c: bool(consented[j]) for j, c in enumerate(CHANNELS)},
+                tuple(c for j, c in enumerate(CHANNELS) if consented[j]),
+            )
+            self._channels[key] = channels
+        key = offered.tobytes()
+        messages = self._messages.get(key)
+        if messages is None:
+            messages = tuple(m for j, m in enumerate(self.message_ids) if offered[j])
+            self._messages[key] = messages
+        return DecisionRequest(
+            customer_id=customer_id,
+            now=now,
+            timezone=timezone,
+            consents=channels[0],
+            stage=stage,
+            has_open_cart=cart_open,
+            features=features,
+            hour_profile=profile,
+            history=None,
+            allowed_channels=channels[1],
+            candidate_message_ids=messages,
+            top_k=0,
+        )
