@@ -63,27 +63,25 @@ def arbitrate(
         beats &= uplift >= config.min_uplift
     send_time = slot_score[request, candidates.grid_row, candidates.slot]
 
-    # the best row of each (request, pair): highest EV, then best send-time score, then earliest
+    # the best row of each (request, pair): highest EV, then best send-time score, then earliest;
+    # rows come grouped by (request, pair), slots in order, so segmented maxima find it
     group = request * catalog.n_pairs + pair
-    order = np.lexsort((-send_time, -expected, group))
-    first = np.ones(order.shape[0], dtype=bool)
-    grouped = group[order]
-    first[1:] = grouped[1:] != grouped[:-1]
-    options = order[first]
+    starts = _segment_starts(group)
+    options = _first_best_in_segments(expected, send_time, starts)
     n_requests = candidates.per_request.shape[0]
     n_options = np.bincount(request[options], minlength=n_requests)
     option_start = np.cumsum(n_options) - n_options
 
-    # greedy: the first best option that beats no_action, else no_action (index n_options);
-    # options are request-major, so a request's best comes first in its part of by_value
+    # greedy: the first best option that beats no_action, else no_action (index n_options)
     option_beats = beats[options]
     greedy = n_options
     if options.shape[0]:
         masked = np.where(option_beats, expected[options], -np.inf)
-        by_value = np.lexsort((-masked, request[options]))
-        best = by_value[np.minimum(option_start, options.shape[0] - 1)]
-        wins = (n_options > 0) & option_beats[best]
-        greedy = np.where(wins, best - option_start, n_options)
+        with_options = np.flatnonzero(n_options)
+        best = _first_best_in_segments(masked, None, option_start[with_options])
+        wins = option_beats[best]
+        greedy = n_options.copy()
+        greedy[with_options[wins]] = best[wins] - option_start[with_options[wins]]
     return Arbitration(
         p_action=p_action, p_no_action=p_no_action, expected_value=expected, uplift=uplift,
         beats_no_action=beats, send_time_score=send_time, options=options,
@@ -113,3 +111,32 @@ def choose(
     chosen = min(int(pick_draw * k), k - 1) if explored else greedy
     propensity = epsilon / k + (1.0 - epsilon) if chosen == greedy else epsilon / k
     return Choice(chosen=chosen, greedy=greedy, propensity=propensity, explored=explored)
+
+
+def _segment_starts(keys: np.ndarray) -> np.ndarray:
+    """Start of each run of equal consecutive ``keys``."""
+    if keys.shape[0] == 0:
+        return np.zeros(0, dtype=np.intp)
+    change = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    return np.concatenate(([0], change))
+
+
+def _first_best_in_segments(
+    value: np.ndarray, tie_break: np.ndarray | None, starts: np.ndarray
+) -> np.ndarray:
+    """Per segment (non-empty, given by ``starts``), the index of the first element with the
+    highest ``value``, ties broken by the highest ``tie_break``: what a stable sort by
+    (-value, -tie_break) would put first, without sorting."""
+    if starts.shape[0] == 0:
+        return np.zeros(0, dtype=np.intp)
+    segment = np.zeros(value.shape[0], dtype=np.intp)
+    segment[starts[1:]] = 1
+    segment = np.cumsum(segment)
+    best = value == np.maximum.reduceat(value, starts)[segment]
+    if tie_break is not None:
+        second = np.where(best, tie_break, -np.inf)
+        best &= second == np.maximum.reduceat(second, starts)[segment]
+    hits = np.flatnonzero(best)
+    first = np.ones(hits.shape[0], dtype=bool)
+    first[1:] = segment[hits][1:] != segment[hits][:-1]
+    return hits[first]

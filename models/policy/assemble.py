@@ -81,10 +81,13 @@ class _Options:
         # by decreasing EV within each request (stable: ties keep pair order); no_action (EV 0)
         # ranks after every option whose EV is >= 0, as a stable sort of the values with 0
         # appended would put it
-        self.by_value: list[int] = np.lexsort((-value, request)).tolist()
-        self.non_negative: list[int] = np.bincount(
-            request[value >= 0], minlength=len(self.start)
-        ).tolist()
+        self.by_value: list[int] = []
+        self.non_negative: list[int] = []
+        if any(r.top_k for r in parts.requests):
+            self.by_value = np.lexsort((-value, request)).tolist()
+            self.non_negative = np.bincount(
+                request[value >= 0], minlength=len(self.start)
+            ).tolist()
 
     def action(self, option: int, timezone: str | None) -> Action:
         """Option ``option`` (index into the batch's options) as an action; ``send_at_local``
@@ -253,7 +256,8 @@ class ExclusionRows:
         n_requests, n_pairs = reasons.shape[:2]
         width = n_pairs * N_CODES
         keys = (self._key_offset[None] + reasons).reshape(n_requests, -1)
-        keys += (np.arange(n_requests) * width)[:, None]
+        if n_requests > 1:
+            keys += (np.arange(n_requests) * width)[:, None]
         counts = np.bincount(keys.ravel(), minlength=n_requests * width).reshape(n_requests, width)
         counts[:, ::N_CODES] = 0  # code 0: scored candidates, not exclusions
         # slot counts fit int16; the row's bytes identify the customer's situation

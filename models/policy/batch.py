@@ -47,10 +47,13 @@ def stack_reasons(
     ``per_slot`` holds the slot rules of requests whose history can exclude something; every
     other request is excluded by the quiet hours of its grid alone (``blocked``, (B, 2, S)).
     """
-    slot = np.where(blocked[:, pair_grid_row, :], np.int8(quiet_code), np.int8(0))
-    for i, reasons in per_slot.items():
-        slot[i] = reasons
     pair = stacked(per_pair)[:, :, None]
+    if len(per_slot) == blocked.shape[0]:  # typically one request with a contact history
+        slot = stacked(list(per_slot.values()))
+    else:
+        slot = np.where(blocked[:, pair_grid_row, :], np.int8(quiet_code), np.int8(0))
+        for i, reasons in per_slot.items():
+            slot[i] = reasons
     return np.where(pair > 0, pair, slot)
 
 

@@ -229,12 +229,11 @@ def _cooling(
     near = (sends + cooldown > times.min()) & (sends - cooldown < times.max()) & (cooldown > 0)
     if not near.any():
         return None
-    cooling = np.zeros((2, catalog.n_messages, times.shape[1]), dtype=bool)
-    for send, code, hours in zip(
-        sends[near].tolist(), message[near].tolist(), cooldown[near].tolist(), strict=True
-    ):
-        cooling[:, code] |= np.abs(times - send) < hours
-    return cooling
+    # (near sends, 2, S) blocked slots, or-ed per message by a product with a one-hot matrix
+    blocked = np.abs(times[None] - sends[near][:, None, None]) < cooldown[near][:, None, None]
+    one_hot = message[near][None, :] == np.arange(catalog.n_messages)[:, None]
+    hits = one_hot.astype(np.float64) @ blocked.reshape(blocked.shape[0], -1)
+    return (hits > 0).reshape(catalog.n_messages, 2, -1).transpose(1, 0, 2)
 
 
 def _non_response(

@@ -16,6 +16,7 @@ its models. The evaluation then restricts every policy to one candidate set
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -164,22 +165,30 @@ def nextbest_actions(
     offered = np.asarray(eligible.any(axis=2), dtype=bool)  # (n, messages)
     restrictions = _Restrictions(engine.message_ids)
     channel_code = {c: j for j, c in enumerate(CHANNELS)}
-    for lo in range(0, n, batch_size):
-        rows = np.arange(lo, min(lo + batch_size, n))
-        requests = [
-            restrictions.request(ids[i], moments[i], str(timezones[i]), stages[int(stage[i])],
-                                 bool(cart_open[i]), features[i : i + 1], profiles[i : i + 1],
-                                 consented[i], offered[i])
-            for i in rows
-        ]
-        for i, decision in zip(rows.tolist(), engine.decide_many(requests), strict=True):
-            action = decision.action
-            if action is None:
-                continue
-            message[i] = message_index[action.message_id]
-            channel[i] = channel_code[action.channel]
-            send_at[i] = to_ns(action.send_at)
-        logger.debug("nextbest decided %d of %d rows", rows[-1] + 1, n)
+    # the collector would rescan the evaluation's data at every full pass while the engine
+    # allocates decisions: set what exists aside until the loop ends
+    gc.freeze()
+    try:
+        for lo in range(0, n, batch_size):
+            rows = np.arange(lo, min(lo + batch_size, n))
+            requests = [
+                restrictions.request(
+                    ids[i], moments[i], str(timezones[i]), stages[int(stage[i])],
+                    bool(cart_open[i]), features[i : i + 1], profiles[i : i + 1],
+                    consented[i], offered[i],
+                )
+                for i in rows
+            ]
+            for i, decision in zip(rows.tolist(), engine.decide_many(requests), strict=True):
+                action = decision.action
+                if action is None:
+                    continue
+                message[i] = message_index[action.message_id]
+                channel[i] = channel_code[action.channel]
+                send_at[i] = to_ns(action.send_at)
+            logger.debug("nextbest decided %d of %d rows", rows[-1] + 1, n)
+    finally:
+        gc.unfreeze()
     sends = message >= 0
     when = pd.DatetimeIndex(send_at.view("datetime64[ns]")).tz_localize("UTC")
     hour = np.where(sends, local_hour(when, timezones), -1)
