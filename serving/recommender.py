@@ -167,24 +167,29 @@ class Recommender:
 
     def _catalog_codes(self, store_codes: np.ndarray, store_ids: tuple[str, ...]) -> np.ndarray:
         """Translate the store's message codes to catalog positions (``-1``: not in catalog)."""
-        if len(self._remap) != len(store_ids):  # the store dictionary only ever grows
+        if len(self._remap) != len(store_ids) + 1:  # the store dictionary only ever grows
+            # Slot 0 answers the store's -1 (no message), so one lookup does every event.
             self._remap = np.asarray(
-                [self._catalog_code.get(m, -1) for m in store_ids], dtype=np.int16
+                [-1, *(self._catalog_code.get(m, -1) for m in store_ids)], dtype=np.int16
             )
-        remap = self._remap
-        return np.where(store_codes >= 0, remap[np.maximum(store_codes, 0)], -1).astype(np.int16)
+        return self._remap[store_codes.astype(np.intp) + 1]
 
     def customer_state(self, customer_id: str) -> CustomerState:
         profile = self.store.get_customer(customer_id)
         arrays = self.store.customer_events(customer_id)
-        events = EventLog.from_arrays(
-            customer_id,
-            arrays.ts_ns,
-            arrays.event_type,
-            arrays.channel,
-            self._catalog_codes(arrays.message, arrays.message_ids),
-            arrays.value,
-            self.message_ids,
+        n_events = len(arrays.ts_ns)
+        # The store keeps each history sorted by time (``Store.customer_events``), so the
+        # arrays are the one-customer log as they are (``EventLog.from_arrays`` would sort).
+        events = EventLog(
+            customer_ids=np.asarray([customer_id], dtype=object),
+            offsets=np.asarray([0, n_events], dtype=np.int64),
+            customer=np.zeros(n_events, dtype=np.int32),
+            ts_ns=np.asarray(arrays.ts_ns, dtype=np.int64),
+            event_type=np.asarray(arrays.event_type, dtype=np.int16),
+            channel=np.asarray(arrays.channel, dtype=np.int16),
+            message=self._catalog_codes(arrays.message, arrays.message_ids),
+            value=np.asarray(arrays.value, dtype=np.float64),
+            message_ids=self.message_ids,
         )
         return CustomerState(customer_id=customer_id, profile=profile, events=events)
 
