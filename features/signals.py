@@ -107,9 +107,12 @@ def first_purchase_ns(log: EventLog, codes: np.ndarray) -> np.ndarray:
     purchases = np.flatnonzero(log.event_type == _PURCHASE)
     if purchases.size == 0:
         return out
-    customer, first = np.unique(log.customer[purchases], return_index=True)
+    # events are sorted by customer, then time: a customer's first purchase opens its run
+    owner = log.customer[purchases]
+    first = np.ones(owner.shape[0], dtype=bool)
+    first[1:] = owner[1:] != owner[:-1]
     by_customer = np.zeros(log.customer_ids.shape[0], dtype=np.int64)
-    by_customer[customer] = log.ts_ns[purchases[first]]
+    by_customer[owner[first]] = log.ts_ns[purchases[first]]
     return by_customer[codes]
 
 
@@ -126,11 +129,12 @@ def harmonic_density(means: np.ndarray, hours: np.ndarray) -> np.ndarray:
 
 
 def peak_of_density(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(peak local hour 0-23, density there) of each column of harmonic means."""
+    """(peak local hour 0-23, density there) of each column of harmonic means; NaN where the
+    means are NaN (no visits)."""
     grid = harmonic_density(means[:, None, :], np.arange(24)[:, None])  # (24, n)
-    unknown = np.isnan(grid).any(axis=0)
-    peak = np.argmax(np.nan_to_num(grid, nan=-np.inf), axis=0).astype(np.float64)
-    strength = np.max(np.nan_to_num(grid, nan=-np.inf), axis=0)
-    peak[unknown] = np.nan
-    strength[unknown] = np.nan
-    return peak, strength
+    unknown = np.isnan(means[0])
+    grid[:, unknown] = -np.inf
+    peak = np.argmax(grid, axis=0)
+    strength = grid[peak, np.arange(grid.shape[1])]
+    return (np.where(unknown, np.nan, peak.astype(np.float64)),
+            np.where(unknown, np.nan, strength))
