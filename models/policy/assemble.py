@@ -11,7 +11,7 @@ import numpy as np
 
 from features.contract import CHANNELS, Channel
 from models.policy.arbitration import Arbitration, Choice, choose
-from models.policy.batch import Candidates, stacked
+from models.policy.batch import Candidates, Reasons, stacked
 from models.policy.randomisation import decision_id, exploration_draw
 from models.policy.rules import EXCLUSION_ORDER, N_CODES
 from models.policy.slots import SlotGrid, from_ns, local_send_time
@@ -242,23 +242,25 @@ class ExclusionRows:
                  pair_channel: np.ndarray, max_cached: int = 20_000) -> None:
         self._pair_message_id = [message_ids[m] for m in pair_message.tolist()]
         self._pair_channel = [CHANNELS[c] for c in pair_channel.tolist()]
-        self._key_offset = np.arange(len(self._pair_channel))[:, None] * N_CODES
         self._cache: dict[tuple[int, int], Exclusion] = {}
         self._tuples: dict[bytes, tuple[Exclusion, ...]] = {}
         self._max_cached = max_cached
 
-    def __call__(self, reasons: np.ndarray) -> tuple[Exclusion, ...]:
-        """The rows of one request's (P, S) reason matrix."""
-        return self.many(reasons[None])[0]
-
-    def many(self, reasons: np.ndarray) -> list[tuple[Exclusion, ...]]:
-        """The rows of each request of a (B, P, S) batch of reason matrices."""
-        n_requests, n_pairs = reasons.shape[:2]
+    def many(self, reasons: Reasons) -> list[tuple[Exclusion, ...]]:
+        """The rows of each request of a batch."""
+        n_requests, n_pairs = reasons.pair.shape
+        n_slots = reasons.slot.shape[1]
         width = n_pairs * N_CODES
-        keys = (self._key_offset[None] + reasons).reshape(n_requests, -1)
-        if n_requests > 1:
-            keys += (np.arange(n_requests) * width)[:, None]
-        counts = np.bincount(keys.ravel(), minlength=n_requests * width).reshape(n_requests, width)
+        # open rows: one count per slot; closed pairs: all slots under the pair rule's code
+        row_key = (reasons.request * n_pairs + reasons.pair_of_row) * N_CODES
+        counts = np.bincount(
+            (row_key[:, None] + reasons.slot).ravel(), minlength=n_requests * width
+        )
+        closed_request, closed_pair = np.nonzero(reasons.pair)
+        closed_key = (closed_request * n_pairs + closed_pair) * N_CODES + reasons.pair[
+            closed_request, closed_pair]
+        counts[closed_key] += n_slots
+        counts = counts.reshape(n_requests, width)
         counts[:, ::N_CODES] = 0  # code 0: scored candidates, not exclusions
         # slot counts fit int16; the row's bytes identify the customer's situation
         signatures = counts.astype(np.int16)

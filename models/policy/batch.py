@@ -35,26 +35,40 @@ class Candidates:
     no_action_row: np.ndarray  # (B,) position of each request's no_action row in it
 
 
-def stack_reasons(
+@dataclass(slots=True)
+class Reasons:
+    """Exclusion codes of a batch: per (request, pair) for the pair rules, and per slot only for
+    the (request, pair) rows those rules let through (the "open" rows), where slots matter."""
+
+    pair: np.ndarray  # (B, P) int8, 0 = the pair passes
+    request: np.ndarray  # (A,) request of each open row, ascending
+    pair_of_row: np.ndarray  # (A,) pair of each open row
+    slot: np.ndarray  # (A, S) int8, 0 = allowed (then: scored) candidate
+
+
+def build_reasons(
     per_pair: list[np.ndarray],
     per_slot: dict[int, np.ndarray],
     blocked: np.ndarray,
     pair_grid_row: np.ndarray,
     quiet_code: int,
-) -> np.ndarray:
-    """(B, P, S) exclusion codes: the pair rules first, then the slot rules.
+) -> Reasons:
+    """The pair rules first, then the slot rules of the open rows.
 
-    ``per_slot`` holds the slot rules of requests whose history can exclude something; every
-    other request is excluded by the quiet hours of its grid alone (``blocked``, (B, 2, S)).
+    ``per_slot`` holds the (P, S) slot rules of requests whose history can exclude something;
+    every other request is excluded by the quiet hours of its grid alone (``blocked``, (B, 2, S)).
     """
-    pair = stacked(per_pair)[:, :, None]
-    if len(per_slot) == blocked.shape[0]:  # typically one request with a contact history
-        slot = stacked(list(per_slot.values()))
-    else:
-        slot = np.where(blocked[:, pair_grid_row, :], np.int8(quiet_code), np.int8(0))
+    pair = stacked(per_pair)
+    request, pair_of_row = np.nonzero(pair == 0)
+    slot = np.where(
+        blocked[request, pair_grid_row[pair_of_row], :], np.int8(quiet_code), np.int8(0)
+    )
+    if per_slot:
+        bounds = np.searchsorted(request, np.arange(pair.shape[0] + 1)).tolist()
         for i, reasons in per_slot.items():
-            slot[i] = reasons
-    return np.where(pair > 0, pair, slot)
+            rows = slice(bounds[i], bounds[i + 1])
+            slot[rows] = reasons[pair_of_row[rows]]
+    return Reasons(pair, request, pair_of_row, slot)
 
 
 def stacked(arrays: list[np.ndarray]) -> np.ndarray:
@@ -63,30 +77,32 @@ def stacked(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 def select_slots(
-    reasons: np.ndarray, slot_score: np.ndarray, pair_grid_row: np.ndarray, slots_per_pair: int
+    reasons: Reasons, slot_score: np.ndarray, pair_grid_row: np.ndarray, slots_per_pair: int
 ) -> Candidates:
     """Keep, per pair, the ``slots_per_pair`` allowed slots with the best send-time score (ties
     to the earliest); the other allowed slots get ``lower_send_time_score`` (in ``reasons``)."""
-    n_requests, _, n_slots = reasons.shape
+    n_requests, n_slots = reasons.pair.shape[0], slot_score.shape[2]
     # rank of each slot by send-time score, shared by the pairs of a grid row
-    # (ranks fit int16: the partition below runs over every pair of every request)
+    # (ranks fit int16: the partition below runs over every open row)
     rank = (-slot_score).argsort(axis=2, kind="stable").argsort(axis=2).astype(np.int16)
-    allowed = reasons == 0
-    ranked = np.where(allowed, rank[:, pair_grid_row, :], np.int16(n_slots))
+    open_grid_row = pair_grid_row[reasons.pair_of_row]
+    allowed = reasons.slot == 0
+    ranked = np.where(allowed, rank[reasons.request, open_grid_row, :], np.int16(n_slots))
     if slots_per_pair < n_slots:
-        kth_best = np.partition(ranked, slots_per_pair - 1, axis=2)[
-            :, :, slots_per_pair - 1 : slots_per_pair
+        kth_best = np.partition(ranked, slots_per_pair - 1, axis=1)[
+            :, slots_per_pair - 1 : slots_per_pair
         ]
         keep = (ranked <= kth_best) & allowed
     else:
         keep = allowed
-    reasons[allowed & ~keep] = LOWER_SEND_TIME_SCORE
-    request, pair, slot = np.nonzero(keep)
+    reasons.slot[allowed & ~keep] = LOWER_SEND_TIME_SCORE
+    row, slot = np.nonzero(keep)
+    request = reasons.request[row]
     per_request = np.bincount(request, minlength=n_requests)
     # each request's rows are followed by its no_action row in the model's input
     no_action_row = np.cumsum(per_request + 1) - 1
     return Candidates(
-        request=request, pair=pair, slot=slot, grid_row=pair_grid_row[pair],
+        request=request, pair=reasons.pair_of_row[row], slot=slot, grid_row=open_grid_row[row],
         per_request=per_request, model_row=np.arange(request.shape[0]) + request,
         no_action_row=no_action_row,
     )

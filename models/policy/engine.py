@@ -27,7 +27,7 @@ import pandas as pd
 from features.contract import CHANNELS, Channel, Stage
 from models.policy.arbitration import arbitrate
 from models.policy.assemble import BatchParts, ExclusionRows, assemble_decisions
-from models.policy.batch import model_inputs, select_slots, stack_reasons, stacked
+from models.policy.batch import build_reasons, model_inputs, select_slots, stacked
 from models.policy.catalog import STAGE_INDEX, CatalogArrays, build_catalog_arrays
 from models.policy.config import ArbitrationConfig, ContactPolicy, config_digest
 from models.policy.history import ContactHistory, MessageCodeMap, read_history
@@ -162,7 +162,7 @@ class DecisionEngine:
             hours = np.nan_to_num(hours, nan=0.0)
 
         grids = prepared.grids
-        reasons = stack_reasons(
+        reasons = build_reasons(
             prepared.pair_reasons, prepared.slot_reasons,
             stacked([g.blocked for g in grids]), self._pair_grid_row, self.policy_.quiet_code,
         )
