@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from features.contract import CHANNELS
-from features.definitions import DAY_PARTS
+from features.definitions import DAY_PARTS, FeatureSpec
 from models.action_context import CONTEXT_COLUMNS, ActionContextConversionModel
 from models.conversion import ACTION_COLUMNS, ConversionModel
 from models.pyfunc import score_matrix
@@ -115,3 +115,34 @@ def test_features_it_needs_must_be_named() -> None:
         ActionContextConversionModel(n_estimators=2).fit(X, y, feature_names=names)
     with pytest.raises(ValueError, match="feature_names"):
         ActionContextConversionModel(n_estimators=2).fit(X, y)
+
+
+def test_category_and_hour_context_follow_the_actions_message_and_hour() -> None:
+    """The category columns read the share of the *message's* category (NaN for a message
+    without one), the hour columns the visit profile at the *action's* hour."""
+    names = [*NAMES, "visit_hour_cos_1", "visit_hour_sin_1", "visit_hour_cos_2",
+             "visit_hour_sin_2", "visit_peak_hour", "view_share_home", "purchase_share_home"]
+    rng = np.random.default_rng(5)
+    X = _customers(500, rng)
+    # every customer visits at 20:00: cos/sin of the hour angle, peak at 20
+    angle = 2 * np.pi * 20 / 24
+    hours = np.tile([np.cos(angle), np.sin(angle), np.cos(2 * angle), np.sin(2 * angle), 20.0],
+                    (500, 1))
+    shares = rng.uniform(0.0, 1.0, (500, 2))
+    features = np.hstack([X, hours, shares])
+    actions = np.column_stack([rng.integers(-1, 2, 500), rng.integers(0, 5, 500),
+                               rng.integers(8, 21, 500)]).astype(float)
+    y = (rng.random(500) < 0.1).astype(float)
+    spec = FeatureSpec(message_ids=MESSAGES, message_categories=("home", ""))
+    model = ActionContextConversionModel(n_estimators=2, n_jobs=1).fit(
+        np.hstack([features, actions]), y, feature_names=[*names, *ACTION_COLUMNS], spec=spec)
+    row = features[:1]
+    context = model._context(row, np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 0.0]),
+                             np.array([20.0, 20.0, 9.0]))
+    view = CONTEXT_COLUMNS.index("ctx_category_view_share")
+    density = CONTEXT_COLUMNS.index("ctx_hour_density")
+    distance = CONTEXT_COLUMNS.index("ctx_hour_distance")
+    assert context[0, view] == row[0, names.index("view_share_home")]
+    assert np.isnan(context[1, view])  # message "b" has no category
+    assert context[0, density] > 4.0 > context[2, density]  # 20:00 is the peak, 09:00 is not
+    assert (context[0, distance], context[2, distance]) == (0.0, 11.0)
