@@ -65,6 +65,17 @@ class MessageCodeMap:
         return table[codes]
 
 
+def _read_only(history: ContactHistory) -> ContactHistory:
+    for array in (history.send_ns, history.send_channel, history.send_message,
+                  history.engagement_ns, history.engagement_channel, history.unsubscribed):
+        array.flags.writeable = False
+    return history
+
+
+#: The history of a customer without events, shared by every such request.
+NO_HISTORY = _read_only(ContactHistory.empty())
+
+
 def customer_slice(log: EventLog, customer_id: str) -> slice:
     """The events of ``customer_id`` in ``log`` (empty when it holds none)."""
     if len(log.customer_ids) == 1:
@@ -85,11 +96,11 @@ def read_history(
 ) -> ContactHistory:
     """Extract sends, engagements, the last purchase before ``now`` and unsubscribes."""
     if log is None or log.n_events == 0:
-        return ContactHistory.empty()
+        return NO_HISTORY
     part = customer_slice(log, customer_id)
     ts = log.ts_ns[part]
     if ts.shape[0] == 0:
-        return ContactHistory.empty()
+        return NO_HISTORY
     event_type = log.event_type[part]
     channel = log.channel[part].astype(np.intp)
 

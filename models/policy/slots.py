@@ -218,24 +218,25 @@ def _with_immediate(
     padded: SlotGrid, tz: ZoneInfo, now_ns: int, offset_now: int, quiet: QuietKey | None
 ) -> SlotGrid:
     """Fill the "send now" column (0), applying the quiet-hours rule to it alone."""
+    local = now_ns // NS + offset_now
+    second_of_day = local % SECONDS_PER_DAY
+    inside = quiet is not None and (
+        quiet[0] <= second_of_day < quiet[1] if quiet[0] < quiet[1]
+        else (second_of_day >= quiet[0] or second_of_day < quiet[1])
+    )
+    # the flags change only when "now" falls in quiet hours: share them otherwise
     grid = SlotGrid(
         padded.send_ns.copy(), padded.hour_of_week.copy(), padded.local_hour.copy(),
-        padded.shifted.copy(), padded.blocked.copy(),
+        padded.shifted.copy() if inside else padded.shifted,
+        padded.blocked.copy() if inside else padded.blocked,
     )
-    local = now_ns // NS + offset_now
     how = ((local // SECONDS_PER_DAY + _EPOCH_WEEKDAY) % 7) * 24 + local % SECONDS_PER_DAY // 3600
     grid.send_ns[:, 0] = now_ns
     grid.hour_of_week[:, 0] = how
     grid.local_hour[:, 0] = how % 24
-    if quiet is None:
+    if quiet is None or not inside:
         return grid
-    start, end, rule = quiet
-    second_of_day = local % SECONDS_PER_DAY
-    inside = start <= second_of_day < end if start < end else (
-        second_of_day >= start or second_of_day < end
-    )
-    if not inside:
-        return grid
+    end, rule = quiet[1], quiet[2]
     if rule is QuietHoursRule.DROP:
         grid.blocked[1, 0] = True
         return grid
