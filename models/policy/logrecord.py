@@ -19,7 +19,7 @@ import numpy as np
 from features.contract import CHANNELS, EVENT_TYPES, Channel, Col, Stage
 from features.eventlog import CHANNEL_CODE, EVENT_CODE, EventLog
 from models.policy.history import POLICY_EVENT_CODES, customer_slice
-from models.policy.types import Action, Decision, DecisionRequest
+from models.policy.types import Action, Assignment, Decision, DecisionRequest, ReasonCode
 
 
 class LogField:
@@ -62,8 +62,20 @@ class LogField:
     TS_NS: Final = "ts_ns"
 
 
+#: Enum members' values by member: ``.value`` is a descriptor call, ten times a dict lookup,
+#: and a record reads some hundred of them.
+_VALUE: Final[dict[object, str]] = {
+    member: member.value for kind in (Channel, Stage, ReasonCode, Assignment) for member in kind
+}
+_EVENT_TYPE_VALUE: Final = [e.value for e in EVENT_TYPES]
+_CHANNEL_VALUE: Final = [c.value for c in CHANNELS]
+_IS_POLICY_EVENT: Final = np.isin(np.arange(len(EVENT_TYPES)), POLICY_EVENT_CODES)
+
+
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
 
 
 def _floats(values: np.ndarray) -> list[float | None]:
@@ -84,21 +96,22 @@ def _history(request: DecisionRequest) -> dict[str, list[Any]]:
     if log is None or log.n_events == 0:
         return {LogField.TS_NS: [], Col.EVENT_TYPE: [], Col.CHANNEL: [], Col.MESSAGE_ID: []}
     part = customer_slice(log, request.customer_id)
-    keep = np.isin(log.event_type[part], POLICY_EVENT_CODES)
+    keep = _IS_POLICY_EVENT[log.event_type[part]]
     channels = log.channel[part][keep].tolist()
     messages = log.message[part][keep].tolist()
+    message_ids = log.message_ids
     return {
         LogField.TS_NS: log.ts_ns[part][keep].tolist(),
-        Col.EVENT_TYPE: [EVENT_TYPES[e].value for e in log.event_type[part][keep].tolist()],
-        Col.CHANNEL: [CHANNELS[c].value if c >= 0 else None for c in channels],
-        Col.MESSAGE_ID: [log.message_ids[m] if m >= 0 else None for m in messages],
+        Col.EVENT_TYPE: [_EVENT_TYPE_VALUE[e] for e in log.event_type[part][keep].tolist()],
+        Col.CHANNEL: [_CHANNEL_VALUE[c] if c >= 0 else None for c in channels],
+        Col.MESSAGE_ID: [message_ids[m] if m >= 0 else None for m in messages],
     }
 
 
 def _action_fields(action: Action | None) -> tuple[str | None, str | None, str | None]:
     if action is None:
         return None, None, None
-    return action.message_id, action.channel.value, _iso(action.send_at)
+    return action.message_id, _VALUE[action.channel], _iso(action.send_at)
 
 
 def decision_to_log_record(decision: Decision) -> dict[str, Any]:
@@ -117,7 +130,7 @@ def decision_to_log_record(decision: Decision) -> dict[str, Any]:
         Col.POLICY: decision.policy_name,
         LogField.POLICY_VERSION: decision.policy_version,
         Col.CAMPAIGN: decision.campaign,
-        LogField.ASSIGNMENT: decision.assignment.value,
+        LogField.ASSIGNMENT: _VALUE[decision.assignment],
         LogField.EXPECTED_VALUE: decision.expected_value,
         LogField.EXPLORED: decision.explored,
         LogField.P_CONVERSION_ACTION: _optional(scores.conversion_with_action),
@@ -126,23 +139,23 @@ def decision_to_log_record(decision: Decision) -> dict[str, Any]:
         LogField.CHURN_RISK: _optional(scores.churn_risk),
         LogField.CHANNEL_PREFERENCE: _optional(scores.channel_preference),
         LogField.SEND_TIME_SCORE: _optional(scores.send_time_score),
-        LogField.REASONS: [r.value for r in decision.reasons],
+        LogField.REASONS: [_VALUE[r] for r in decision.reasons],
         LogField.ALTERNATIVES: [
             {
                 Col.MESSAGE_ID: a.message_id,
-                Col.CHANNEL: a.channel.value if a.channel else None,
+                Col.CHANNEL: _VALUE[a.channel] if a.channel else None,
                 Col.SEND_AT: _iso(a.send_at),
                 LogField.EXPECTED_VALUE: a.expected_value,
                 LogField.UPLIFT: a.uplift,
-                LogField.REASON: a.reason.value,
+                LogField.REASON: _VALUE[a.reason],
             }
             for a in decision.alternatives
         ],
         LogField.EXCLUSIONS: [
             {
                 Col.MESSAGE_ID: e.message_id,
-                Col.CHANNEL: e.channel.value,
-                LogField.REASON: e.reason.value,
+                Col.CHANNEL: _VALUE[e.channel],
+                LogField.REASON: _VALUE[e.reason],
                 LogField.SLOTS: e.slots,
             }
             for e in decision.exclusions
@@ -158,7 +171,8 @@ def decision_to_log_record(decision: Decision) -> dict[str, Any]:
         LogField.TIMEZONE: request.timezone,
         LogField.STAGE: Stage(request.stage).value,
         LogField.HAS_OPEN_CART: bool(request.has_open_cart),
-        LogField.CONSENTS: {Channel(c).value: bool(v) for c, v in request.consents.items()},
+        LogField.CONSENTS: {_VALUE.get(c) or Channel(c).value: bool(v)
+                            for c, v in request.consents.items()},
         LogField.FEATURES: _floats(request.features),
         LogField.HOUR_PROFILE: _floats(request.hour_profile),
         LogField.HISTORY: _history(request),
