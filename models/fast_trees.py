@@ -19,6 +19,7 @@ Only what the nextbest models use is compiled: one-class binary objective, no li
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -27,12 +28,6 @@ from typing import Any
 import numpy as np
 
 logger = logging.getLogger(__name__)
-
-numba: Any
-try:
-    import numba
-except ImportError:  # pragma: no cover - numba is a dependency; LightGBM remains the fallback
-    numba = None
 
 #: LightGBM's ``kZeroThreshold`` (a C float, 1e-35f, read as a double).
 ZERO_THRESHOLD = float(np.float32(1e-35))
@@ -96,7 +91,16 @@ def _walk(
     return out
 
 
-_compiled_walk: Any = None if numba is None else numba.njit(cache=True, nogil=True)(_walk)
+@functools.cache
+def _compiled_walk() -> Any:
+    """The walk compiled by numba (on first use: importing numba takes a second, compiling a few
+    more the first time, then it comes from numba's on-disk cache); ``None`` without numba."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a dependency; LightGBM remains the fallback
+        logger.warning("numba is not installed: small batches are scored by LightGBM")
+        return None
+    return numba.njit(cache=True, nogil=True)(_walk)
 
 
 def _numbers(text: str, dtype: Any) -> np.ndarray:
@@ -135,7 +139,7 @@ class FlatForest:
     def from_booster(cls, booster: Any, num_iteration: int = 0) -> FlatForest | None:
         """The booster's first ``num_iteration`` trees (all when <= 0), or ``None`` when the
         model is not one this evaluator reproduces (or numba is missing)."""
-        if _compiled_walk is None:
+        if _compiled_walk() is None:
             return None
         header, trees = _trees(booster.model_to_string())
         objective = header.get("objective", "").split()
@@ -231,7 +235,7 @@ class FlatForest:
             raise ValueError(
                 f"expected rows of {self.n_features} features, got an array of shape {X.shape}"
             )
-        scores: np.ndarray = _compiled_walk(
+        scores: np.ndarray = _compiled_walk()(
             X, self.roots, self.feature, self.threshold, self.decision, self.left, self.right,
             self.leaf_value, self.cat_start, self.cat_words, self.cat_bits, sigmoid,
         )  # fmt: skip
