@@ -63,25 +63,17 @@ def arbitrate(
         beats &= uplift >= config.min_uplift
     send_time = slot_score[request, candidates.grid_row, candidates.slot]
 
-    # the best row of each (request, pair): highest EV, then best send-time score, then earliest;
-    # rows come grouped by (request, pair), slots in order, so segmented maxima find it
-    group = request * catalog.n_pairs + pair
-    starts = _segment_starts(group)
-    options = _first_best_in_segments(expected, send_time, starts)
     n_requests = candidates.per_request.shape[0]
-    n_options = np.bincount(request[options], minlength=n_requests)
-    option_start = np.cumsum(n_options) - n_options
-
-    # greedy: the first best option that beats no_action, else no_action (index n_options)
-    option_beats = beats[options]
-    greedy = n_options
-    if options.shape[0]:
-        masked = np.where(option_beats, expected[options], -np.inf)
-        with_options = np.flatnonzero(n_options)
-        best = _first_best_in_segments(masked, None, option_start[with_options])
-        wins = option_beats[best]
-        greedy = n_options.copy()
-        greedy[with_options[wins]] = best[wins] - option_start[with_options[wins]]
+    if n_requests == 1:
+        # one request (the serving path): a sort and an argmax cost fewer numpy calls
+        options = _best_rows_by_sort(pair, expected, send_time)
+        n_options = np.array([options.shape[0]])
+        option_start = np.zeros(1, dtype=np.intp)
+        greedy = np.array([_greedy_option(expected[options], beats[options])])
+    else:
+        options, n_options, option_start, greedy = _best_rows_by_segments(
+            request, pair, catalog.n_pairs, expected, send_time, beats, n_requests
+        )
     return Arbitration(
         p_action=p_action, p_no_action=p_no_action, expected_value=expected, uplift=uplift,
         beats_no_action=beats, send_time_score=send_time, options=options,
@@ -111,6 +103,49 @@ def choose(
     chosen = min(int(pick_draw * k), k - 1) if explored else greedy
     propensity = epsilon / k + (1.0 - epsilon) if chosen == greedy else epsilon / k
     return Choice(chosen=chosen, greedy=greedy, propensity=propensity, explored=explored)
+
+
+def _best_rows_by_sort(
+    pair: np.ndarray, expected: np.ndarray, send_time: np.ndarray
+) -> np.ndarray:
+    """One request's best row of each pair: highest EV, then best send-time score, then the
+    earliest row."""
+    order = np.lexsort((-send_time, -expected, pair))
+    first = np.ones(order.shape[0], dtype=bool)
+    grouped = pair[order]
+    first[1:] = grouped[1:] != grouped[:-1]
+    return order[first]
+
+
+def _greedy_option(option_value: np.ndarray, option_beats: np.ndarray) -> int:
+    """The best option that beats no_action; no_action (index ``len``) when none does."""
+    if not option_beats.any():
+        return int(option_value.shape[0])
+    return int(np.argmax(np.where(option_beats, option_value, -np.inf)))
+
+
+def _best_rows_by_segments(
+    request: np.ndarray, pair: np.ndarray, n_pairs: int, expected: np.ndarray,
+    send_time: np.ndarray, beats: np.ndarray, n_requests: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``_best_rows_by_sort`` and ``_greedy_option`` for every request of a batch at once:
+    rows come grouped by (request, pair), slots in order, so segmented maxima find the best
+    row of each group and the greedy option of each request without sorting."""
+    starts = _segment_starts(request * n_pairs + pair)
+    options = _first_best_in_segments(expected, send_time, starts)
+    n_options = np.bincount(request[options], minlength=n_requests)
+    option_start = np.cumsum(n_options) - n_options
+    # greedy: the first best option that beats no_action, else no_action (index n_options)
+    option_beats = beats[options]
+    greedy = n_options
+    if options.shape[0]:
+        masked = np.where(option_beats, expected[options], -np.inf)
+        with_options = np.flatnonzero(n_options)
+        best = _first_best_in_segments(masked, None, option_start[with_options])
+        wins = option_beats[best]
+        greedy = n_options.copy()
+        greedy[with_options[wins]] = best[wins] - option_start[with_options[wins]]
+    return options, n_options, option_start, greedy
 
 
 def _segment_starts(keys: np.ndarray) -> np.ndarray:

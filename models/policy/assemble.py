@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from features.contract import CHANNELS, Channel
+from features.contract import CHANNELS
 from models.policy.arbitration import Arbitration, Choice, choose
-from models.policy.batch import Candidates, Reasons, stacked
+from models.policy.batch import Candidates, Reasons
 from models.policy.randomisation import decision_id, exploration_draw
 from models.policy.rules import EXCLUSION_ORDER, N_CODES
 from models.policy.slots import SlotGrid, from_ns, local_send_time
@@ -54,48 +54,52 @@ class BatchParts:
 
 
 class _Options:
-    """The options of every request of a batch as Python lists (one conversion per batch, not
-    one numpy scalar per field and decision), and each request's options by decreasing EV."""
+    """Reads options (by index into the batch's options) out of the batch arrays.
+
+    A decision reads a few options (the chosen one, its alternatives), so fields are read as
+    scalars on demand rather than converting every option of the batch."""
 
     def __init__(self, engine: DecisionEngine, parts: BatchParts) -> None:
-        arbitration, candidates = parts.arbitration, parts.candidates
-        rows = arbitration.options
-        request, grid_row, slot = candidates.request[rows], candidates.grid_row[rows], \
-            candidates.slot[rows]
-        pair = candidates.pair[rows]
-        send_ns = stacked([g.send_ns for g in parts.grids])[request, grid_row, slot]
-        self.message_id: list[str] = engine.pair_message_id_[pair].tolist()
-        self.channel: list[Channel] = engine.pair_channel_enum_[pair].tolist()
-        self.channel_code: list[int] = engine.catalog_.pair_channel[pair].tolist()
-        self.send_ns: list[int] = send_ns.tolist()
-        self.shifted: list[bool] = stacked([g.shifted for g in parts.grids])[
-            request, grid_row, slot].tolist()
-        value = arbitration.expected_value[rows]
-        self.value: list[float] = value.tolist()
-        self.uplift: list[float] = arbitration.uplift[rows].tolist()
-        self.p_action: list[float] = arbitration.p_action[rows].tolist()
-        self.send_time: list[float] = arbitration.send_time_score[rows].tolist()
-        self.beats: list[bool] = arbitration.beats_no_action[rows].tolist()
+        self.engine, self.parts = engine, parts
+        arbitration = parts.arbitration
+        self.rows = arbitration.options
         self.start: list[int] = arbitration.option_start.tolist()
         self.count: list[int] = arbitration.n_options.tolist()
-        # by decreasing EV within each request (stable: ties keep pair order); no_action (EV 0)
-        # ranks after every option whose EV is >= 0, as a stable sort of the values with 0
-        # appended would put it
         self.by_value: list[int] = []
         self.non_negative: list[int] = []
         if any(r.top_k for r in parts.requests):
+            # by decreasing EV within each request (stable: ties keep pair order); no_action
+            # (EV 0) ranks after every option whose EV is >= 0, as a stable sort of the values
+            # with 0 appended would put it
+            value = arbitration.expected_value[self.rows]
+            request = parts.candidates.request[self.rows]
             self.by_value = np.lexsort((-value, request)).tolist()
             self.non_negative = np.bincount(
                 request[value >= 0], minlength=len(self.start)
             ).tolist()
 
-    def action(self, option: int, timezone: str | None) -> Action:
-        """Option ``option`` (index into the batch's options) as an action; ``send_at_local``
-        only when a ``timezone`` is given."""
-        send_ns = self.send_ns[option]
+    def row(self, option: int) -> int:
+        return int(self.rows[option])
+
+    def value(self, option: int) -> float:
+        return float(self.parts.arbitration.expected_value[self.rows[option]])
+
+    def uplift(self, option: int) -> float:
+        return float(self.parts.arbitration.uplift[self.rows[option]])
+
+    def beats(self, option: int) -> bool:
+        return bool(self.parts.arbitration.beats_no_action[self.rows[option]])
+
+    def action(self, index: int, option: int, timezone: str | None) -> Action:
+        """Option ``option`` of request ``index`` as an action; ``send_at_local`` only when a
+        ``timezone`` is given."""
+        candidates, row = self.parts.candidates, self.row(option)
+        pair = candidates.pair[row]
+        send_ns = int(self.parts.grids[index].send_ns[candidates.grid_row[row],
+                                                      candidates.slot[row]])
         return Action(
-            message_id=self.message_id[option],
-            channel=self.channel[option],
+            message_id=self.engine.pair_message_id_[pair],
+            channel=self.engine.pair_channel_enum_[pair],
             send_at=from_ns(send_ns),
             send_at_local="" if timezone is None else local_send_time(send_ns, timezone),
         )
@@ -139,20 +143,23 @@ def _decision(
         reasons.append(_CONTROL_REASON[assignment])
     elif chosen < n_options:
         option = start + chosen
-        chosen_action = options.action(option, request.timezone)
-        expected_value = options.value[option]
+        row = options.row(option)
+        arbitration, candidates = parts.arbitration, parts.candidates
+        chosen_action = options.action(index, option, request.timezone)
+        expected_value = float(arbitration.expected_value[row])
         explored_away = choice.explored and chosen != choice.greedy
         reasons.append(R.EXPLORATION if explored_away else R.HIGHEST_EXPECTED_VALUE)
-        if options.shifted[option]:
+        if parts.grids[index].shifted[candidates.grid_row[row], candidates.slot[row]]:
             reasons.append(R.QUIET_HOURS_SHIFTED)
-        preference = float(parts.channel_scores[index, options.channel_code[option]])
+        channel = engine.catalog_.pair_channel[candidates.pair[row]]
+        preference = float(parts.channel_scores[index, channel])
         scores = Scores(
-            conversion_with_action=options.p_action[option],
+            conversion_with_action=float(arbitration.p_action[row]),
             conversion_without_action=p_no_action,
-            uplift=options.uplift[option],
+            uplift=float(arbitration.uplift[row]),
             churn_risk=churn_risk,
             channel_preference=None if preference != preference else preference,  # NaN
-            send_time_score=options.send_time[option],
+            send_time_score=float(arbitration.send_time_score[row]),
         )
     elif choice.explored and choice.greedy != n_options:
         reasons.append(R.EXPLORATION)
@@ -163,7 +170,7 @@ def _decision(
 
     counterfactual = None
     if not treated and choice.greedy < n_options:
-        counterfactual = options.action(start + choice.greedy, request.timezone)
+        counterfactual = options.action(index, start + choice.greedy, request.timezone)
 
     alternatives: tuple[Alternative, ...] = ()
     if request.top_k:
@@ -213,17 +220,17 @@ def _alternatives(
             continue
         if option == greedy:
             lost = lost_greedy
-        elif option == n_options or options.beats[start + option]:
+        elif option == n_options or options.beats(start + option):
             lost = R.LOWER_EXPECTED_VALUE
         else:
             lost = R.BELOW_NO_ACTION
         if option == n_options:
             alternatives.append(Alternative(None, None, None, 0.0, None, lost))
         else:
-            sent = options.action(start + option, None)
+            sent = options.action(index, start + option, None)
             alternatives.append(Alternative(
-                sent.message_id, sent.channel, sent.send_at, options.value[start + option],
-                options.uplift[start + option], lost,
+                sent.message_id, sent.channel, sent.send_at, options.value(start + option),
+                options.uplift(start + option), lost,
             ))
         if len(alternatives) == top_k:
             break
