@@ -15,6 +15,8 @@ import numpy as np
 
 #: Rows × resamples held in memory per chunk (as float64 counts: 8 bytes each).
 _CHUNK_CELLS = 2_000_000
+#: From this many distinct columns on, the statistics-major product is the faster one.
+_WIDE_STATISTICS = 16
 
 
 def resample_counts(n_rows: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -50,14 +52,17 @@ def bootstrap_ratios(
         raise ValueError("cannot bootstrap zero rows")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     columns, position = _distinct_columns(np.hstack([numerators, denominators]))
-    # (statistics x rows) @ (rows x resamples): this orientation runs about twice as fast in
-    # OpenBLAS as (resamples x rows) @ (rows x statistics) for these thin matrices
-    columns_t = np.ascontiguousarray(columns.T)
+    # with many statistics, (statistics x rows) @ (rows x resamples) ran faster in OpenBLAS here
+    # than (resamples x rows) @ (rows x statistics); with a few, the reverse (measured on a
+    # shared machine, where both orientations have occasional much slower runs)
+    wide = columns.shape[1] >= _WIDE_STATISTICS
+    columns_t = np.ascontiguousarray(columns.T) if wide else columns
     chunk = max(1, _CHUNK_CELLS // n_rows)
     result = np.empty((n_resamples, n_stats), dtype=np.float64)
     for start in range(0, n_resamples, chunk):
         size = min(chunk, n_resamples - start)
-        distinct = (columns_t @ resample_counts(n_rows, size, rng).T).T
+        counts = resample_counts(n_rows, size, rng)
+        distinct = (columns_t @ counts.T).T if wide else counts @ columns
         # a column of ones sums to the resample size, n_rows, exactly
         sums = np.column_stack([distinct, np.full(size, float(n_rows))])[:, position]
         with np.errstate(divide="ignore", invalid="ignore"):
