@@ -143,8 +143,11 @@ class _Layout:
 
 
 @lru_cache(maxsize=32)
-def _layout(spec: FeatureSpec) -> _Layout:
-    plan = feature_plan(len(spec.message_ids), len(spec.categories))
+def _layout(spec: FeatureSpec, categorised: bool = True) -> _Layout:
+    """``categorised``: the events carry categories (otherwise the plan leaves the category
+    families out and the shares are unknown)."""
+    n_categories = len(spec.categories) if categorised else 0
+    plan = feature_plan(len(spec.message_ids), n_categories)
     col = spec.index
     n_harmonic_columns = len([n for n in spec.names if n.startswith("visit_hour_")])
     counts = _count_features()
@@ -196,11 +199,11 @@ def _layout(spec: FeatureSpec) -> _Layout:
         view_share_cols=np.array([col(category_view_share_name(c)) for c in spec.categories],
                                  dtype=np.int64),
         view_rows=np.array([plan.count_index[(f"view_category_{i}", _CATEGORY_VIEW_ROW)]
-                            for i in range(len(spec.categories))], dtype=np.int64),
+                            for i in range(n_categories)], dtype=np.int64),
         purchase_share_cols=np.array(
             [col(category_purchase_share_name(c)) for c in spec.categories], dtype=np.int64),
         purchase_rows=np.array([plan.count_index[(f"purchase_category_{i}", LIFETIME)]
-                                for i in range(len(spec.categories))], dtype=np.int64),
+                                for i in range(n_categories)], dtype=np.int64),
     )
     if n_harmonic_columns != _N_HARMONIC_ROWS:
         raise RuntimeError("visit-hour harmonic features do not match features.signals")
@@ -235,10 +238,13 @@ def compute_features(
     to the log here if it is not already). Events at or after a query's as-of time never count.
     """
     customers = _aligned(log, customers)
-    layout = _layout(spec)
+    # Events without categories (serving's store keeps none) would scan all-zero category
+    # families: leave them out, the shares are NaN either way.
+    categorised = log.category is not None
+    layout = _layout(spec, categorised)
     queries = Queries.resolve(log, customer_codes, as_of_ns)
-    scan = EventScan.run(log, queries, feature_plan(len(spec.message_ids), len(spec.categories)),
-                         customers, spec.message_ids, spec.categories)
+    plan = feature_plan(len(spec.message_ids), len(spec.categories) if categorised else 0)
+    scan = EventScan.run(log, queries, plan, customers, spec.message_ids, spec.categories)
     out = np.empty((len(queries), len(spec.names)), dtype=np.float64)
     for lo in range(0, len(queries), _ASSEMBLY_ROWS):
         rows = slice(lo, min(lo + _ASSEMBLY_ROWS, len(queries)))
@@ -331,6 +337,9 @@ def _assemble_signals(
     if layout.view_rows.size:
         block[layout.view_share_cols] = _shares(counts[layout.view_rows, rows])
         block[layout.purchase_share_cols] = _shares(counts[layout.purchase_rows, rows])
+    else:
+        block[layout.view_share_cols] = np.nan
+        block[layout.purchase_share_cols] = np.nan
 
 
 def hour_profile(

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from features.contract import Col, EventType
+from features.customers import CustomerTable
 from features.definitions import AS_OF, FeatureSpec
-from features.pointintime import build_feature_frame
-from tests.features.builders import MESSAGE_CATEGORIES, MESSAGES, customers_frame, events_frame, ts
+from features.eventlog import EventLog
+from features.pointintime import build_feature_frame, compute_features
+from tests.features.builders import (
+    MESSAGE_CATEGORIES,
+    MESSAGES,
+    customers_frame,
+    events_frame,
+    random_event_rows,
+    ts,
+)
 
 E = EventType
 NOW = ts(0)
@@ -78,3 +88,22 @@ def test_visit_peak_hour_is_the_customers_local_evening() -> None:
     assert row["visit_peak_hour"] in (20.0, 21.0)
     assert row["visit_peak_strength"] > 3.0
     assert pd.isna(features_at([_event(-1, E.PURCHASE, "home", value=5.0)])["visit_peak_hour"])
+
+
+def test_events_without_categories_give_what_uncategorised_events_give() -> None:
+    """A history without the category column (serving's store) skips the category families
+    of the scan; every feature equals that of the same events with empty categories."""
+    customers = customers_frame([{Col.CUSTOMER_ID: "c"}, {Col.CUSTOMER_ID: "d"}])
+    spec = FeatureSpec.from_customers(customers, MESSAGES, message_categories=MESSAGE_CATEGORIES)
+    rows = [row[:6] for row in random_event_rows(np.random.default_rng(2), ["c", "d"], 300)]
+    plain = events_frame(rows, validate=False)
+    empty = plain.assign(**{Col.CATEGORY: pd.Series([None] * len(plain), dtype="str")})
+    table = CustomerTable.from_frame(customers, spec)
+    codes = np.array([0, 1, 0])
+    as_of = pd.DatetimeIndex([ts(-10), ts(0), ts(20)]).as_unit("ns").asi8
+    logs = [EventLog.from_frame(frame, MESSAGES, customer_ids=["c", "d"])
+            for frame in (plain, empty)]
+    assert logs[0].category is None and logs[1].category is not None
+    without, with_empty = (compute_features(log, table, spec, codes, as_of) for log in logs)
+    np.testing.assert_array_equal(without, with_empty)
+    assert np.isnan(without[:, spec.index("view_share_home")]).all()
