@@ -52,3 +52,15 @@ class SendTimeScorer(Protocol):
     local = 0) in the customer's own timezone; sparse customers get a population fallback."""
 
     def predict_hours(self, features: np.ndarray, hour_profile: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class SelectiveSendTimeScorer(SendTimeScorer, Protocol):
+    """A send-time scorer that can score only some hours of the week: ``wanted`` is (rows, 168)
+    bool; the result is (rows, 168), equal to ``predict_hours`` where ``wanted`` is True (other
+    entries are unspecified, e.g. NaN). The decision engine uses it, when a scorer has it, to
+    score only the hours its send slots can fall in."""
+
+    def predict_hours_at(
+        self, features: np.ndarray, hour_profile: np.ndarray, wanted: np.ndarray
+    ) -> np.ndarray: ...

@@ -244,6 +244,34 @@ class SendTimeModel(BoostedEstimator):
             scores[known] = self.model_.predict(pairs).reshape(known.size, HOURS_PER_WEEK)
         return scores
 
+    def predict_hours_at(
+        self, features: np.ndarray, hour_profile: np.ndarray, wanted: np.ndarray
+    ) -> np.ndarray:
+        """(rows, 168) like :meth:`predict_hours`, scored only where ``wanted`` ((rows, 168)
+        bool) is True and NaN elsewhere; the scored entries equal :meth:`predict_hours`'s, bit
+        for bit (the booster scores each (customer, hour) pair on its own).
+
+        A decision can send only in the hours of its slot grid (a few dozen of the 168), and
+        the booster's cost is per pair: this skips the hours nobody can use."""
+        self._check_fitted()
+        matrix = as_matrix(features, self.n_features_in_)
+        profile = self._check_profile(hour_profile, matrix.shape[0])
+        mask = np.asarray(wanted, dtype=bool)
+        if mask.shape != profile.shape:
+            raise ValueError(
+                f"wanted must have shape {profile.shape} like hour_profile, got {mask.shape}"
+            )
+        scores = np.full(profile.shape, np.nan)
+        enough = self.has_enough_history(profile)
+        thin = mask & ~enough[:, None]
+        scores[thin] = np.broadcast_to(self.population_rate_, profile.shape)[thin]
+        rows, hours = np.nonzero(mask & enough[:, None])
+        if rows.size:
+            known, local_rows = np.unique(rows, return_inverse=True)
+            pairs = self._pair_matrix(matrix[known], profile[known], local_rows, hours)
+            scores[rows, hours] = self.model_.predict(pairs)
+        return scores
+
     def predict_proba(self, X: np.ndarray, hour_profile: np.ndarray) -> np.ndarray:
         return self.predict_hours(X, hour_profile)
 

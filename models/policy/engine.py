@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import CHANNELS, Channel, Stage
+from models.interfaces import SelectiveSendTimeScorer
 from models.policy.arbitration import arbitrate
 from models.policy.assemble import BatchParts, ExclusionRows, assemble_decisions
 from models.policy.batch import build_reasons, model_inputs, select_slots, stacked
@@ -46,6 +47,7 @@ from models.policy.types import (
 logger = logging.getLogger(__name__)
 
 N_CHANNELS = len(CHANNELS)
+HOURS_PER_WEEK = 168
 MAX_TOP_K = 100
 MAX_CACHED_STATES = 4096
 
@@ -156,17 +158,13 @@ class DecisionEngine:
         _check_output("churn model", churn, (n,), probability=True)
         channel_scores = np.asarray(models.channel.predict_channels(features))
         _check_output("channel model", channel_scores, (n, N_CHANNELS), probability=False)
-        hours = np.asarray(models.send_time.predict_hours(features, profiles))
-        _check_output("send-time model", hours, (n, 168), probability=False)
-        if np.isnan(hours).any():
-            hours = np.nan_to_num(hours, nan=0.0)
-
         grids = prepared.grids
+        slot_hours = stacked([g.hour_of_week for g in grids])
+        slot_score = self._slot_scores(features, profiles, slot_hours)
         reasons = build_reasons(
             prepared.pair_reasons, prepared.slot_reasons,
             stacked([g.blocked for g in grids]), self._pair_grid_row, self.policy_.quiet_code,
         )
-        slot_score = hours[np.arange(n)[:, None, None], stacked([g.hour_of_week for g in grids])]
         candidates = select_slots(
             reasons, slot_score, self._pair_grid_row, self.arbitration.send_time.slots_per_pair
         )
@@ -189,6 +187,29 @@ class DecisionEngine:
         return assemble_decisions(self, parts)
 
     # ------------------------------------------------------------------ steps
+
+    def _slot_scores(
+        self, features: np.ndarray, profiles: np.ndarray, slot_hours: np.ndarray
+    ) -> np.ndarray:
+        """The send-time score of every slot, (B, 2, S), from the hours of the week the slots
+        fall in (``slot_hours``). A scorer that can score some hours only is asked for those
+        (at most ~50 of the 168 per customer): the same scores at a third of the cost."""
+        n = features.shape[0]
+        at_request = np.arange(n)[:, None, None]
+        send_time = self.models.send_time
+        if isinstance(send_time, SelectiveSendTimeScorer):
+            wanted = np.zeros((n, HOURS_PER_WEEK), dtype=bool)
+            wanted[at_request, slot_hours] = True
+            hours = np.asarray(send_time.predict_hours_at(features, profiles, wanted))
+        else:
+            hours = np.asarray(send_time.predict_hours(features, profiles))
+        _check_output("send-time model", hours, (n, HOURS_PER_WEEK), probability=False)
+        slot_score = hours[at_request, slot_hours]
+        # a NaN score (no opinion) ranks like the lowest possible one
+        if np.isnan(slot_score).any():
+            slot_score = np.nan_to_num(slot_score, nan=0.0)
+        return slot_score
+
 
     def _prepare(self, requests: Sequence[DecisionRequest]) -> _Prepared:
         """Validation, assignment, slot grid and exclusion rules of each request."""
