@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import numpy as np
@@ -41,7 +41,7 @@ class CustomerState:
 
     customer_id: str
     profile: CustomerProfile | None
-    events: EventLog  # in the catalog's message codes
+    events: EventLog  # in the catalog's message codes (categories: any vocabulary)
 
     @property
     def cold_start(self) -> bool:
@@ -76,10 +76,15 @@ class FeatureBuilder:
         self._consent_columns = np.array([spec.index(live_consent_name(c)) for c in CHANNELS])
         cold = set(cold_start_channels)
         self._cold_start_consents = {consent_column(c): c in cold for c in CHANNELS}
+        self._category_position = {c: i for i, c in enumerate(spec.categories)}
+        # Category vocabulary of the histories -> spec codes; the store's dictionary is shared
+        # by every history of a store, so one entry is nearly always enough.
+        self._category_remaps: dict[tuple[str, ...], np.ndarray] = {}
 
     def build(self, states: Sequence[CustomerState], now_ns: np.ndarray) -> CustomerInputs:
         """Inputs of every state as of ``now_ns[i]`` (only events strictly before it)."""
-        log = _stack_logs(states, self.spec.message_ids)
+        categories = [self._spec_category_codes(s.events) for s in states]
+        log = _stack_logs(states, self.spec.message_ids, categories, self.spec.categories)
         tables = [self._table(s, int(t)) for s, t in zip(states, now_ns.tolist(), strict=True)]
         customers = _stack_tables(tables, log.customer_ids)
         codes = np.arange(len(states), dtype=np.int64)
@@ -95,6 +100,21 @@ class FeatureBuilder:
             consent=features[:, self._consent_columns] > 0,
             timezones=tuple(customers.timezones[i] for i in customers.timezone.tolist()),
         )
+
+    def _spec_category_codes(self, log: EventLog) -> np.ndarray | None:
+        """The events' categories as positions in ``spec.categories``; ``-1`` for none or one
+        the spec does not know, which the batch path (``features.signals.category_keys``) does
+        not count either. ``None`` when no event has a known category: the shares are NaN
+        then, with or without codes, and ``compute_features`` skips the category scan."""
+        if log.category is None or not self._category_position or log.n_events == 0:
+            return None
+        remap = self._category_remaps.get(log.category_ids)
+        if remap is None:
+            position = self._category_position
+            remap = np.array([-1, *(position.get(c, -1) for c in log.category_ids)], dtype=np.int16)
+            self._category_remaps = {log.category_ids: remap}
+        codes = remap[log.category.astype(np.intp) + 1]
+        return codes if bool((codes >= 0).any()) else None
 
     def _table(self, state: CustomerState, now_ns: int) -> CustomerTable:
         profile = state.profile
@@ -130,10 +150,20 @@ class FeatureBuilder:
         return True
 
 
-def _stack_logs(states: Sequence[CustomerState], message_ids: tuple[str, ...]) -> EventLog:
-    """One log with a slot per state (a customer asked twice in a batch gets two slots)."""
+def _stack_logs(
+    states: Sequence[CustomerState],
+    message_ids: tuple[str, ...],
+    categories: Sequence[np.ndarray | None],
+    category_ids: tuple[str, ...],
+) -> EventLog:
+    """One log with a slot per state (a customer asked twice in a batch gets two slots), with
+    ``categories[i]`` (codes into ``category_ids``) as the categories of state ``i``."""
     if len(states) == 1:
-        return states[0].events
+        log = states[0].events
+        if log.category is None and categories[0] is None:
+            return log
+        ids = category_ids if categories[0] is not None else ()
+        return replace(log, category=categories[0], category_ids=ids)
     logs = [s.events for s in states]
     for log in logs:
         if log.message_ids != message_ids:
@@ -150,7 +180,22 @@ def _stack_logs(states: Sequence[CustomerState], message_ids: tuple[str, ...]) -
         message=np.concatenate([log.message for log in logs]),
         value=np.concatenate([log.value for log in logs]),
         message_ids=message_ids,
+        **_stacked_categories(logs, categories, category_ids),
     )
+
+
+def _stacked_categories(
+    logs: Sequence[EventLog],
+    categories: Sequence[np.ndarray | None],
+    category_ids: tuple[str, ...],
+) -> dict[str, Any]:
+    if all(codes is None for codes in categories):
+        return {"category": None, "category_ids": ()}
+    parts = [
+        np.full(log.n_events, -1, dtype=np.int16) if codes is None else codes
+        for log, codes in zip(logs, categories, strict=True)
+    ]
+    return {"category": np.concatenate(parts), "category_ids": category_ids}
 
 
 def _stack_tables(tables: Sequence[CustomerTable], slot_ids: np.ndarray) -> CustomerTable:

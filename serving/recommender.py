@@ -2,7 +2,8 @@
 JSON-ready answer.
 
 ``Recommender`` reads each customer's profile and packed event history (viewed as the
-one-customer ``EventLog`` the feature layer reads, in catalog message codes), takes the model set
+one-customer ``EventLog`` the feature layer reads, in catalog message codes, with the events'
+product categories), takes the model set
 being served once per call, lets the decider decide for every customer of the call at once, logs
 each decision with the record that replays it (``Decision.to_log_record()``) in one write, and
 shapes the answers as plain dicts in the ``Recommendation`` schema (serialised once, by orjson,
@@ -52,8 +53,7 @@ class UnknownMessageError(ValueError):
 
     def __init__(self, index: int, message_id: str, catalog: Sequence[str]) -> None:
         super().__init__(
-            f"unknown message_id {message_id!r}: expected ids of the catalog "
-            f"({', '.join(catalog)})"
+            f"unknown message_id {message_id!r}: expected ids of the catalog ({', '.join(catalog)})"
         )
         self.index = index
 
@@ -190,6 +190,10 @@ class Recommender:
             message=self._catalog_codes(arrays.message, arrays.message_ids),
             value=np.asarray(arrays.value, dtype=np.float64),
             message_ids=self.message_ids,
+            # In the store's category codes; the feature builder maps them to the served
+            # model spec's categories (which may change with the models).
+            category=arrays.category,
+            category_ids=arrays.category_ids,
         )
         return CustomerState(customer_id=customer_id, profile=profile, events=events)
 

@@ -97,9 +97,16 @@ def _properties(value: Any) -> Mapping[str, Any] | None:
     return None
 
 
+def _category(value: Any) -> str | None:
+    """The optional category cell as the store keeps it: missing or empty means none."""
+    value = json_safe(value)
+    return None if value is None or str(value) == "" else str(value)
+
+
 def events_from_frame(events: pd.DataFrame) -> Iterator[EventRecord]:
     """Event records from a validated events frame."""
     has_properties = Col.PROPERTIES in events.columns
+    has_category = Col.CATEGORY in events.columns
     for row in events.to_dict("records"):
         channel = row[Col.CHANNEL]
         yield EventRecord(
@@ -113,6 +120,7 @@ def events_from_frame(events: pd.DataFrame) -> Iterator[EventRecord]:
             decision_id=json_safe(row[Col.DECISION_ID]),
             value=float(row[Col.VALUE]),
             properties=_properties(row[Col.PROPERTIES]) if has_properties else None,
+            category=_category(row[Col.CATEGORY]) if has_category else None,
         )
 
 

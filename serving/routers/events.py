@@ -43,6 +43,7 @@ def ingest_events(
                 decision_id=e.decision_id,
                 value=e.value,
                 properties=e.properties,
+                category=e.category,
             )
             for e in body.events
         ]

@@ -7,7 +7,7 @@ One store holds the customer profiles, the message catalog, every journey event 
 connection pool instead of per-thread connections).
 
 Events are kept as integer codes (``EVENT_TYPES`` / ``CHANNELS`` order, and the store's own
-message dictionary) so that one customer's history lands directly in numpy arrays for
+message and category dictionaries) so that one customer's history lands directly in numpy arrays for
 ``features.eventlog.EventLog.from_arrays``, without per-event Python work on the request path.
 """
 
@@ -75,6 +75,8 @@ class EventRecord:
     decision_id: str | None = None
     value: float = 0.0
     properties: Mapping[str, Any] | None = None
+    #: Product category (the catalog's ``category`` vocabulary), when the source knows it.
+    category: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +92,9 @@ class EventArrays:
     """One customer's events as parallel arrays sorted by time.
 
     ``event_type`` and ``channel`` index the contract's ``EVENT_TYPES`` and ``CHANNELS``;
-    ``message`` indexes ``message_ids`` (the store's message dictionary at read time); ``-1``
-    means empty.
+    ``message`` indexes ``message_ids`` (the store's message dictionary at read time) and
+    ``category`` indexes ``category_ids`` (its category dictionary; ``None``: a backend that
+    keeps no categories); ``-1`` means empty.
     """
 
     ts_ns: np.ndarray
@@ -100,6 +103,8 @@ class EventArrays:
     message: np.ndarray
     value: np.ndarray
     message_ids: tuple[str, ...]
+    category: np.ndarray | None = None
+    category_ids: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.ts_ns.shape[0])

@@ -22,7 +22,6 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,17 +37,19 @@ from serving.stores.base import (
     EventArrays,
     EventRecord,
     OutcomeRecord,
-    OutcomeType,
     Store,
     StoreError,
-    UnknownDecisionError,
 )
-from serving.stores.group_commit import GroupCommitter
+from serving.stores.decision_log import SQLiteDecisionLog
+from serving.stores.sqlite_codes import CodeDictionary
+from serving.stores.sqlite_migrations import upgrade
 from serving.stores.sqlite_schema import (
     CHANNEL_CODE,
     EVENT_CODE,
     EVENT_ROW,
+    MAX_CATEGORY_CODES,
     MAX_MESSAGE_CODES,
+    MIGRATABLE_VERSIONS,
     SCHEMA,
     SCHEMA_VERSION,
     SQL_VARIABLES,
@@ -71,12 +72,9 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._message_codes: dict[str, int] = {}
-        self._message_tuple: tuple[str, ...] = ()
-        self._decision_writer = self._new_decision_writer()
-
-    def _new_decision_writer(self) -> GroupCommitter[tuple[Any, ...]]:
-        return GroupCommitter(self._insert_decisions, name="decision-log-writer")
+        self._messages = CodeDictionary("messages", "message_id", MAX_MESSAGE_CODES)
+        self._categories = CodeDictionary("categories", "category", MAX_CATEGORY_CODES)
+        self._decision_log = SQLiteDecisionLog(lambda: self._conn, self._write)
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -135,7 +133,8 @@ class SQLiteStore(Store):
                 self._check_vocabulary(tx)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite store at {self.path}: {exc}") from exc
-        self._load_message_codes()
+        self._messages.load(conn)
+        self._categories.load(conn)
         logger.info("SQLite store ready at %s", self.path)
 
     def _check_vocabulary(self, conn: sqlite3.Connection) -> None:
@@ -146,6 +145,9 @@ class SQLiteStore(Store):
                 [("schema_version", SCHEMA_VERSION), *VOCABULARY.items()],
             )
             return
+        if stored["schema_version"] in MIGRATABLE_VERSIONS:
+            upgrade(conn, stored["schema_version"])
+            stored["schema_version"] = SCHEMA_VERSION
         for key, expected in {"schema_version": SCHEMA_VERSION, **VOCABULARY}.items():
             if stored.get(key) != expected:
                 raise StoreError(
@@ -155,8 +157,7 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         # Decisions still waiting for their group are committed before the connections go.
-        self._decision_writer.close()
-        self._decision_writer = self._new_decision_writer()
+        self._decision_log.close()
         with self._lock:
             connections, self._connections = self._connections, []
         for conn in connections:
@@ -219,47 +220,20 @@ class SQLiteStore(Store):
                 "INSERT INTO catalog (position, message_id, record) VALUES (?, ?, ?)",
                 [(i, str(r["message_id"]), dumps(dict(r))) for i, r in enumerate(records)],
             )
-            self._ensure_message_codes(tx, [str(r["message_id"]) for r in records])
+            self._messages.ensure(tx, [str(r["message_id"]) for r in records])
 
     def catalog(self) -> list[dict[str, Any]]:
         rows = self._conn.execute("SELECT record FROM catalog ORDER BY position").fetchall()
         return [orjson.loads(r[0]) for r in rows]
 
-    # -- message dictionary ----------------------------------------------------------------------
-
-    def _load_message_codes(self) -> None:
-        rows = self._conn.execute("SELECT message_id, code FROM messages").fetchall()
-        self._set_message_codes(dict(rows))
-
-    def _set_message_codes(self, codes: dict[str, int]) -> None:
-        self._message_codes = codes
-        self._message_tuple = tuple(sorted(codes, key=codes.__getitem__))
-
-    def _ensure_message_codes(self, conn: sqlite3.Connection, message_ids: Iterable[str]) -> None:
-        """Give every new message id the next code, inside the caller's write transaction (so
-        two processes never hand out the same code)."""
-        missing = [m for m in dict.fromkeys(message_ids) if m not in self._message_codes]
-        if not missing:
-            return
-        known = dict(conn.execute("SELECT message_id, code FROM messages").fetchall())
-        next_code = max(known.values(), default=-1) + 1
-        new = [m for m in missing if m not in known]
-        if next_code + len(new) > MAX_MESSAGE_CODES:
-            raise StoreError(
-                f"the store's message dictionary is full ({MAX_MESSAGE_CODES} distinct "
-                "message_id values): events cannot name more distinct messages"
-            )
-        for offset, message_id in enumerate(new):
-            known[message_id] = next_code + offset
-        conn.executemany(
-            "INSERT INTO messages (code, message_id) VALUES (?, ?)",
-            [(known[m], m) for m in new],
-        )
-        self._set_message_codes(known)
+    # -- dictionaries -------------------------------------------------------------------------
 
     def message_ids(self) -> tuple[str, ...]:
-        rows = self._conn.execute("SELECT message_id FROM messages ORDER BY code").fetchall()
-        return tuple(r[0] for r in rows)
+        return self._messages.stored(self._conn)
+
+    def category_ids(self) -> tuple[str, ...]:
+        """The category dictionary: ``category_ids()[code]`` is the category behind a code."""
+        return self._categories.stored(self._conn)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -270,8 +244,9 @@ class SQLiteStore(Store):
             # The write lock is held from here on, so no other process can insert the same
             # event_id between this check and the insert.
             new = first_occurrences(events, self._known_event_ids(tx, events))
-            self._ensure_message_codes(tx, (e.message_id for e in new if e.message_id))
-            codes = self._message_codes
+            self._messages.ensure(tx, (e.message_id for e in new if e.message_id))
+            self._categories.ensure(tx, (e.category for e in new if e.category is not None))
+            codes, category_codes = self._messages.codes, self._categories.codes
             rows = [
                 (
                     e.customer_id,
@@ -283,11 +258,19 @@ class SQLiteStore(Store):
                     float(e.value),
                     e.decision_id,
                     None if e.properties is None else dumps(dict(e.properties)),
+                    e.category,
                 )
                 for e in new
             ]
-            tx.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            self._extend_histories(tx, rows)
+            tx.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            history_rows = [
+                (
+                    r[0],
+                    (r[1], r[3], r[4], r[5], r[6], -1 if r[9] is None else category_codes[r[9]]),
+                )
+                for r in rows
+            ]
+            self._extend_histories(tx, history_rows)
         return AppendResult(accepted=len(rows), duplicates=len(events) - len(rows))
 
     @staticmethod
@@ -302,11 +285,14 @@ class SQLiteStore(Store):
         return known
 
     @staticmethod
-    def _extend_histories(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-        """Merge new events into each customer's packed, time-sorted history."""
+    def _extend_histories(
+        conn: sqlite3.Connection, rows: list[tuple[str, tuple[Any, ...]]]
+    ) -> None:
+        """Merge new events (customer id, ``EVENT_ROW`` fields) into each customer's packed,
+        time-sorted history."""
         by_customer: dict[str, list[tuple[Any, ...]]] = {}
-        for row in rows:
-            by_customer.setdefault(row[0], []).append((row[1], row[3], row[4], row[5], row[6]))
+        for customer_id, packed in rows:
+            by_customer.setdefault(customer_id, []).append(packed)
         for customer_id, added in by_customer.items():
             found = conn.execute(
                 "SELECT data FROM histories WHERE customer_id = ?", (customer_id,)
@@ -329,19 +315,23 @@ class SQLiteStore(Store):
             "SELECT data FROM histories WHERE customer_id = ?", (customer_id,)
         ).fetchone()
         rows = np.frombuffer(found[0], dtype=EVENT_ROW) if found else np.empty(0, EVENT_ROW)
-        if rows.size and int(rows["message"].max()) >= len(self._message_tuple):
+        if rows.size and int(rows["message"].max()) >= len(self._messages.ids):
             # Another process added messages since this one last looked.
-            self._load_message_codes()
+            self._messages.load(self._conn)
+        if rows.size and int(rows["category"].max()) >= len(self._categories.ids):
+            self._categories.load(self._conn)
         return EventArrays(
             ts_ns=rows["ts_ns"].copy(),
             event_type=rows["event_type"].copy(),
             channel=rows["channel"].copy(),
             message=rows["message"].copy(),
             value=rows["value"].copy(),
-            message_ids=self._message_tuple,
+            message_ids=self._messages.ids,
+            category=rows["category"].copy(),
+            category_ids=self._categories.ids,
         )
 
-    # -- decisions and outcomes --------------------------------------------------------------------
+    # -- decisions and outcomes (``serving.stores.decision_log``) --------------------------------
 
     def log_decisions(self, entries: Sequence[DecisionLogEntry]) -> None:
         self.submit_decisions(entries).result()
@@ -349,76 +339,16 @@ class SQLiteStore(Store):
     def submit_decisions(self, entries: Sequence[DecisionLogEntry]) -> Future[None]:
         """Group commit: the decision-log writer thread inserts everything submitted since its
         last transaction in one (``synchronous=NORMAL``, durable across a process crash)."""
-        rows = [
-            (
-                d.decision_id,
-                d.customer_id,
-                to_ns(d.ts),
-                d.message_id,
-                None if d.channel is None else str(d.channel),
-                None if d.send_at is None else to_ns(d.send_at),
-                float(d.propensity),
-                d.policy,
-                d.campaign,
-                dumps(dict(d.record)),
-            )
-            for d in entries
-        ]
-        return self._decision_writer.submit(rows)
-
-    def _insert_decisions(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        with self._write(sync="NORMAL") as tx:
-            tx.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return self._decision_log.submit(entries)
 
     def get_decision(self, decision_id: str) -> DecisionLogEntry | None:
-        row = self._conn.execute(
-            "SELECT customer_id, ts_ns, message_id, channel, send_at_ns, propensity, policy, "
-            "campaign, record FROM decisions WHERE decision_id = ?",
-            (decision_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        return DecisionLogEntry(
-            decision_id=decision_id,
-            customer_id=row[0],
-            ts=from_ns(row[1]),
-            message_id=row[2],
-            channel=None if row[3] is None else Channel(row[3]),
-            send_at=None if row[4] is None else from_ns(row[4]),
-            propensity=row[5],
-            policy=row[6],
-            campaign=row[7],
-            record=orjson.loads(row[8]),
-        )
+        return self._decision_log.get(decision_id)
 
     def record_outcome(self, outcome: OutcomeRecord) -> bool:
-        received = to_ns(datetime.now(UTC))
-        with self._write() as tx:
-            known = tx.execute(
-                "SELECT 1 FROM decisions WHERE decision_id = ?", (outcome.decision_id,)
-            ).fetchone()
-            if known is None:
-                raise UnknownDecisionError(outcome.decision_id)
-            cursor = tx.execute(
-                "INSERT OR IGNORE INTO outcomes VALUES (?, ?, ?, ?, ?)",
-                (
-                    outcome.decision_id,
-                    str(outcome.outcome),
-                    to_ns(outcome.ts),
-                    float(outcome.revenue),
-                    received,
-                ),
-            )
-            return cursor.rowcount == 1
+        return self._decision_log.record_outcome(outcome)
 
     def outcomes(self, decision_id: str) -> list[OutcomeRecord]:
-        rows = self._conn.execute(
-            "SELECT outcome, ts_ns, revenue FROM outcomes WHERE decision_id = ? ORDER BY ts_ns",
-            (decision_id,),
-        ).fetchall()
-        return [
-            OutcomeRecord(decision_id, OutcomeType(r[0]), from_ns(r[1]), float(r[2])) for r in rows
-        ]
+        return self._decision_log.outcomes(decision_id)
 
     # -- privacy ---------------------------------------------------------------------------------
 

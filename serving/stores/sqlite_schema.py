@@ -12,15 +12,29 @@ import orjson
 from features.contract import CHANNELS, EVENT_TYPES
 from serving.stores.base import EventRecord
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
+#: Versions ``open`` upgrades in place (``serving.stores.sqlite_migrations``).
+MIGRATABLE_VERSIONS = ("2",)
 #: Bound parameters per statement (SQLite's limit is 32,766 since 3.32).
 SQL_VARIABLES = 900
-#: Event message codes are int16 in ``features.eventlog.EventLog``.
+#: Event message and category codes are int16 in ``features.eventlog.EventLog``.
 MAX_MESSAGE_CODES = int(np.iinfo(np.int16).max)
+MAX_CATEGORY_CODES = int(np.iinfo(np.int16).max)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EVENT_CODE = {e: i for i, e in enumerate(EVENT_TYPES)}
 CHANNEL_CODE = {c: i for i, c in enumerate(CHANNELS)}
 EVENT_ROW = np.dtype(
+    [
+        ("ts_ns", "i8"),
+        ("event_type", "i2"),
+        ("channel", "i2"),
+        ("message", "i2"),
+        ("value", "f8"),
+        ("category", "i2"),
+    ]
+)
+#: The packed history row of schema version 2 (no category).
+EVENT_ROW_V2 = np.dtype(
     [("ts_ns", "i8"), ("event_type", "i2"), ("channel", "i2"), ("message", "i2"), ("value", "f8")]
 )
 #: The integer codes stored for events are only meaningful with this vocabulary.
@@ -47,6 +61,10 @@ CREATE TABLE IF NOT EXISTS messages (
     code INTEGER PRIMARY KEY,
     message_id TEXT NOT NULL UNIQUE
 );
+CREATE TABLE IF NOT EXISTS categories (
+    code INTEGER PRIMARY KEY,
+    category TEXT NOT NULL UNIQUE
+);
 CREATE TABLE IF NOT EXISTS events (
     customer_id TEXT NOT NULL,
     ts_ns INTEGER NOT NULL,
@@ -57,6 +75,7 @@ CREATE TABLE IF NOT EXISTS events (
     value REAL NOT NULL,
     decision_id TEXT,
     properties TEXT,
+    category TEXT,
     PRIMARY KEY (customer_id, ts_ns, event_id)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);

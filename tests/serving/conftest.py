@@ -102,7 +102,8 @@ def spec_of(data_dir: Path) -> FeatureSpec:
     """The feature spec a model trained on ``write_data_dir``'s journeys would carry."""
     catalog = load_table(find_table_file(data_dir, Table.CATALOG), Table.CATALOG)
     customers = load_table(find_table_file(data_dir, Table.CUSTOMERS), Table.CUSTOMERS)
-    return FeatureSpec.from_customers(customers, [str(m) for m in catalog[Col.MESSAGE_ID]])
+    # with the catalog's categories, so the served models read per-category shares
+    return FeatureSpec.from_journeys(customers, catalog)
 
 
 @pytest.fixture
