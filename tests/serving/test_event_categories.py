@@ -16,10 +16,11 @@ from features.eventlog import EventLog
 from features.io import find_table_file, load_table, parse_table
 from features.pointintime import compute_features
 from features.signal_definitions import category_purchase_share_name, category_view_share_name
+from serving.seed import seed_store
 from serving.stores.base import EventRecord
 from serving.stores.sqlite import SQLiteStore
 from serving.stores.sqlite_schema import EVENT_ROW, EVENT_ROW_V2
-from tests.serving.conftest import API, NOW, event
+from tests.serving.conftest import API, NOW, event, write_data_dir
 
 ASK = {"customer_id": "c1", "context": {"now": "2024-05-01T12:00:00Z"}}
 
@@ -171,3 +172,20 @@ def test_a_store_file_without_categories_opens_and_keeps_its_history(tmp_path):
     reopened.open()
     assert len(reopened.customer_events("c1")) == 2
     reopened.close()
+
+
+def test_seeding_keeps_the_events_category_column(tmp_path):
+    data = write_data_dir(tmp_path / "data")
+    events = pd.read_csv(data / "events.csv")
+    events[Col.CATEGORY] = ["cart", None, "general"]
+    events.to_csv(data / "events.csv", index=False)
+    store = SQLiteStore(tmp_path / "s.db")
+    store.open()
+    try:
+        seed_store(store, data)
+        c1, c2 = store.customer_events("c1"), store.customer_events("c2")
+        assert c1.category is not None and c2.category is not None
+        assert [c1.category_ids[c] if c >= 0 else None for c in c1.category] == ["cart", None]
+        assert [c2.category_ids[c] for c in c2.category] == ["general"]
+    finally:
+        store.close()
