@@ -21,7 +21,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,9 @@ from features.simulator.clock import local_hour, schedule_send_at
 from features.simulator.policy import eligible_actions
 from features.simulator.response import Outcome, StateRows
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 logger = logging.getLogger(__name__)
 
 CONVERSIONS: Final = "conversions"
@@ -41,6 +44,7 @@ METRICS: Final = (CONVERSIONS, REVENUE, NET_VALUE)
 #: What the oracle (and the hindsight static rule) maximise.
 Objective = Literal["net_value", "revenue", "conversions"]
 PER: Final = 1_000.0
+_Terms = TypeVar("_Terms", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -236,7 +240,7 @@ class OracleValues:
         score0 = self._score(p0, revenue0, cost0)
 
         best_score, best_p, best_revenue = score0.copy(), p0.copy(), revenue0.copy()
-        best_cost = cost0
+        best_cost = cost0.copy()
         best_action = np.full((n, 3), -1, dtype=np.int64)
         random_sum = np.column_stack([p0, revenue0, cost0])
         count = np.ones(n)
@@ -245,28 +249,33 @@ class OracleValues:
         for m in range(catalog.n_messages):
             factor = model.fit(rows, np.full(n, m)) * model.category_factor(rows, np.full(n, m))
             for ch in np.flatnonzero(catalog.allowed_channel[m]):
-                ok = self.eligible_[:, m, ch]
-                if not ok.any():
+                ok = np.flatnonzero(self.eligible_[:, m, ch])
+                if not ok.size:
                     continue
-                channel_term = terms.scale * factor * model.channel_factor(affinity[:, ch])
-                delivered = rows.consent_live[:, ch]
+                # only the rows the action is eligible for count: every response factor is
+                # per row, so scoring just those rows gives the same values (and sums) exactly
+                eligible_terms = _subset(terms, ok)
+                channel_term = (terms.scale * factor * model.channel_factor(affinity[:, ch]))[ok]
+                delivered = rows.consent_live[ok, ch]
                 cost = np.where(delivered, catalog.cost[m, ch], 0.0)
+                no_send = np.array([p0[ok].sum(), revenue0[ok].sum(), 0.0])
+                count[ok] += len(self.send_hours)
                 for h in self.send_hours:
-                    p, revenue = model.conversion(terms, delivered, channel_term * by_hour[h], m)
+                    p, revenue = model.conversion(
+                        eligible_terms, delivered, channel_term * by_hour[h][ok], m
+                    )
                     triple = np.column_stack([p, revenue, cost])
-                    random_sum[ok] += triple[ok]
-                    count += ok
-                    rule = base_sums + (triple[ok].sum(axis=0)
-                                        - np.array([p0[ok].sum(), revenue0[ok].sum(), 0.0]))
-                    statics.append((m, int(ch), h, rule))
-                    score = np.where(ok, self._score(p, revenue, cost), -np.inf)
-                    better = score > best_score
+                    random_sum[ok] += triple
+                    statics.append((m, int(ch), h, base_sums + (triple.sum(axis=0) - no_send)))
+                    score = self._score(p, revenue, cost)
+                    better = score > best_score[ok]
                     if better.any():
-                        best_score = np.where(better, score, best_score)
-                        best_p = np.where(better, p, best_p)
-                        best_revenue = np.where(better, revenue, best_revenue)
-                        best_cost = np.where(better, cost, best_cost)
-                        best_action[better] = (m, ch, h)
+                        at = ok[better]
+                        best_score[at] = score[better]
+                        best_p[at] = p[better]
+                        best_revenue[at] = revenue[better]
+                        best_cost[at] = cost[better]
+                        best_action[at] = (m, ch, h)
         mean = random_sum / count[:, None]
         random = _value("random", mean[:, 0], mean[:, 1], mean[:, 2], np.zeros(n))
         random = dataclasses.replace(random, send_share=float(np.mean(1.0 - 1.0 / count)))
@@ -296,6 +305,13 @@ class OracleValues:
                                 np.where(reach, h, -1))
         value = self.value("static_rule", actions)
         return value, (self.oracle.catalog.message_ids[m], CHANNELS[ch].value, h)
+
+
+def _subset(terms: _Terms, rows: np.ndarray) -> _Terms:
+    """The per-row terms (a dataclass of row-aligned arrays) of ``rows`` only."""
+    return dataclasses.replace(
+        terms, **{f.name: getattr(terms, f.name)[rows] for f in dataclasses.fields(terms)}
+    )
 
 
 def lift_share(policy: float, random: float, oracle: float) -> float:
