@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -115,3 +116,39 @@ def test_a_log_without_usable_propensities_names_the_rows(world: EvaluationWorld
 def test_an_unknown_policy_is_rejected_with_the_known_ones() -> None:
     with pytest.raises(ValueError, match="unknown policy 'greedy'; expected one of nextbest"):
         EvaluationConfig(policies=("greedy",))
+
+
+def test_decisions_in_two_worker_processes_equal_those_in_process(
+    world: EvaluationWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from features.simulator import load_simulation_truth
+    from training.evaluation import evaluate as evaluate_module
+    from training.evaluation import nextbest_policy
+    from training.evaluation.command import load_registered_models
+    from training.evaluation.oracle_values import PolicyActions
+
+    decided: dict[int, PolicyActions] = {}
+
+    def small_batches(*args: Any, **kwargs: Any) -> PolicyActions:
+        # batches of 40 rows: the small world's decisions make several tasks for the workers
+        actions = nextbest_policy.nextbest_actions(*args, **(kwargs | {"batch_size": 40}))
+        decided[kwargs["jobs"]] = actions
+        return actions
+
+    monkeypatch.setattr(evaluate_module, "nextbest_actions", small_batches)
+    monkeypatch.setattr(nextbest_policy, "BATCHES_PER_TASK", 1)
+    journeys = load_journeys(world.data_dir)
+    truth = load_simulation_truth(world.data_dir)
+    loaded = load_registered_models("champion", world.tracking_uri)
+    reports = {
+        jobs: evaluate_policy(journeys, loaded, truth,
+                              EvaluationConfig(n_bootstrap=20, decisions_per_customer=None,
+                                               jobs=jobs))
+        for jobs in (1, 2)
+    }
+    assert len(decided[1].message) > 3 * 40
+    for field in ("message", "channel", "hour"):
+        np.testing.assert_array_equal(getattr(decided[2], field), getattr(decided[1], field))
+    assert (decided[1].message >= 0).any()
+    assert reports[1].oracle is not None and reports[2].oracle is not None
+    assert reports[2].oracle.values == reports[1].oracle.values

@@ -102,6 +102,10 @@ class EvaluationConfig(BaseModel):
         default="net_value", description="What the oracle and the hindsight static rule maximise."
     )
     seed: int = Field(default=0, ge=0)
+    jobs: int | None = Field(
+        default=None, ge=1, description="Worker processes deciding the rows (null: one per "
+        "CPU; 1: in this process). The decisions do not depend on it.",
+    )
     policies: tuple[str, ...] | None = Field(
         default=None, description="Policies estimated off-policy (default: all of OPE_POLICIES)."
     )
@@ -292,7 +296,7 @@ def evaluate_policy(
                                seed=config.seed)
     nextbest = nextbest_actions(engine, observed, rows[Col.CUSTOMER_ID], rows[Col.TS],
                                 context.timezone, context.stage, context.cart_open,
-                                context.eligible, features=features)
+                                context.eligible, features=features, jobs=config.jobs)
     usage = channel_usage(observed.log, codes, as_of)
     journeys_actions = journey_actions(CatalogArrays.from_frame(journeys.catalog), context.stage,
                                        context.eligible, usage)

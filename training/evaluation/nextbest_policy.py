@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Sequence
+import multiprocessing as mp
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 
 import numpy as np
@@ -31,6 +35,7 @@ from features.eventlog import EventLog, ts_to_ns
 from features.io import Journeys
 from features.pointintime import compute_features, hour_profile
 from features.simulator.clock import local_hour
+from models._boosting import CalibratedBooster
 from models.policy import (
     ArbitrationConfig,
     ContactPolicy,
@@ -140,22 +145,22 @@ def nextbest_actions(
     eligible: np.ndarray,
     batch_size: int = BATCH_SIZE,
     features: np.ndarray | None = None,
+    jobs: int | None = 1,
 ) -> PolicyActions:
     """The engine's decision for each row, as action codes (message, channel, local hour).
 
     ``stage`` holds stage codes (``features.contract.STAGES`` order) and ``eligible`` the
     (n, messages, channels) candidate pairs of each row, both in the catalog order the engine
     uses. ``features`` may carry the rows' feature matrix when the caller already has it.
+    ``jobs`` worker processes (``None``: one per usable CPU) decide the batches, each forked
+    from this one with the engine and its models as they are; the decisions are the same as
+    in process (1), in the same order.
     """
     ids = np.asarray(customer_ids, dtype=object).astype(str)
     as_of = ts_to_ns(pd.Series(pd.DatetimeIndex(ts)))
     codes = observed.codes(ids)
     stages = list(Stage)
     n = ids.shape[0]
-    message = np.full(n, -1, dtype=np.int64)
-    channel = np.full(n, -1, dtype=np.int64)
-    send_at = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
-    message_index = {m: i for i, m in enumerate(engine.message_ids)}
     moments = pd.DatetimeIndex(ts).tz_convert("UTC").to_pydatetime()
     # one pass over the event log for every row: a scan costs the same for 100 or 100,000 rows
     if features is None:
@@ -164,35 +169,128 @@ def nextbest_actions(
     consented = np.asarray(eligible.any(axis=1), dtype=bool)  # (n, channels)
     offered = np.asarray(eligible.any(axis=2), dtype=bool)  # (n, messages)
     restrictions = _Restrictions(engine.message_ids)
-    channel_code = {c: j for j, c in enumerate(CHANNELS)}
+    rows = _DecisionRows(engine, restrictions, ids, moments, timezones, [stages[int(s)] for s in
+                         stage], cart_open, features, profiles, consented, offered, batch_size)
+    workers = min(resolve_jobs(jobs), -(-n // batch_size))
     # the collector would rescan the evaluation's data at every full pass while the engine
-    # allocates decisions: set what exists aside until the loop ends
-    gc.freeze()
-    try:
-        for lo in range(0, n, batch_size):
-            rows = np.arange(lo, min(lo + batch_size, n))
-            requests = [
-                restrictions.request(
-                    ids[i], moments[i], str(timezones[i]), stages[int(stage[i])],
-                    bool(cart_open[i]), features[i : i + 1], profiles[i : i + 1],
-                    consented[i], offered[i],
-                )
-                for i in rows
-            ]
-            for i, decision in zip(rows.tolist(), engine.decide_many(requests), strict=True):
-                action = decision.action
-                if action is None:
-                    continue
-                message[i] = message_index[action.message_id]
-                channel[i] = channel_code[action.channel]
-                send_at[i] = to_ns(action.send_at)
-            logger.debug("nextbest decided %d of %d rows", rows[-1] + 1, n)
-    finally:
-        gc.unfreeze()
+    # allocates decisions (and, after a fork, touch every page the workers share): set what
+    # exists aside until the loop ends
+    # (the boosters are looked up among the collector's objects: before the freeze)
+    with _single_threaded_scoring() if workers > 1 else nullcontext():
+        gc.freeze()
+        try:
+            if workers <= 1:
+                message, channel, send_at = rows.decide(0, n)
+            else:
+                message, channel, send_at = _decide_in_workers(rows, n, workers)
+        finally:
+            gc.unfreeze()
     sends = message >= 0
     when = pd.DatetimeIndex(send_at.view("datetime64[ns]")).tz_localize("UTC")
     hour = np.where(sends, local_hour(when, timezones), -1)
     return PolicyActions(message, channel, hour)
+
+
+def resolve_jobs(jobs: int | None) -> int:
+    """Worker processes to use: ``jobs``, or one per CPU this process may run on (``None``)."""
+    if jobs is None:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count() or 1)
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1 (or None for one per CPU), got {jobs}")
+    return jobs
+
+
+class _DecisionRows:
+    """Everything the engine needs to decide any range of the rows (built once, before a fork:
+    the workers read it from the parent's memory instead of receiving it pickled)."""
+
+    def __init__(
+        self, engine: DecisionEngine, restrictions: _Restrictions, ids: np.ndarray,
+        moments: np.ndarray, timezones: np.ndarray, stages: list[Stage], cart_open: np.ndarray,
+        features: np.ndarray, profiles: np.ndarray, consented: np.ndarray, offered: np.ndarray,
+        batch_size: int,
+    ) -> None:
+        self.engine, self.restrictions = engine, restrictions
+        self.ids, self.moments, self.timezones = ids, moments, timezones
+        self.stages, self.cart_open = stages, cart_open
+        self.features, self.profiles = features, profiles
+        self.consented, self.offered = consented, offered
+        self.batch_size = batch_size
+        self.message_index = {m: i for i, m in enumerate(engine.message_ids)}
+        self.channel_code = {c: j for j, c in enumerate(CHANNELS)}
+
+    def decide(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(message code, channel code, send time ns) of rows ``lo:hi``; -1 / int64 min when
+        the engine sends nothing."""
+        n = hi - lo
+        message = np.full(n, -1, dtype=np.int64)
+        channel = np.full(n, -1, dtype=np.int64)
+        send_at = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        for start in range(lo, hi, self.batch_size):
+            rows = range(start, min(start + self.batch_size, hi))
+            requests = [
+                self.restrictions.request(
+                    self.ids[i], self.moments[i], str(self.timezones[i]), self.stages[i],
+                    bool(self.cart_open[i]), self.features[i : i + 1], self.profiles[i : i + 1],
+                    self.consented[i], self.offered[i],
+                )
+                for i in rows
+            ]
+            for i, decision in zip(rows, self.engine.decide_many(requests), strict=True):
+                action = decision.action
+                if action is None:
+                    continue
+                message[i - lo] = self.message_index[action.message_id]
+                channel[i - lo] = self.channel_code[action.channel]
+                send_at[i - lo] = to_ns(action.send_at)
+            logger.debug("nextbest decided rows %d to %d", rows.start, rows.stop)
+        return message, channel, send_at
+
+
+#: The rows the forked workers decide: set in the parent just before the fork (never pickled).
+_FORKED_ROWS: _DecisionRows | None = None
+#: Batches a worker decides per task: small enough that the two workers finish together on a
+#: machine whose cores other jobs also use, large enough that the tasks cost nothing.
+BATCHES_PER_TASK = 4
+
+
+def _decide_forked(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    assert _FORKED_ROWS is not None, "worker started without the parent's rows"
+    return _FORKED_ROWS.decide(*bounds)
+
+
+def _decide_in_workers(
+    rows: _DecisionRows, n: int, workers: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decide the rows in ``workers`` forked processes, task by task, results in row order."""
+    global _FORKED_ROWS
+    step = rows.batch_size * BATCHES_PER_TASK
+    tasks = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+    _FORKED_ROWS = rows
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+            parts = list(pool.map(_decide_forked, tasks))
+    finally:
+        _FORKED_ROWS = None
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]))
+
+
+@contextmanager
+def _single_threaded_scoring() -> Iterator[None]:
+    """Every LightGBM booster of this process scores on one thread until the block ends: the
+    forked workers already fill the cores, and OpenMP (LightGBM's large batches) is not safe to
+    start with more threads after a fork."""
+    boosters = [b for b in gc.get_objects() if isinstance(b, CalibratedBooster)]
+    threads = [b.n_jobs for b in boosters]
+    for booster in boosters:
+        booster.n_jobs = 1
+    try:
+        yield
+    finally:
+        for booster, n_jobs in zip(boosters, threads, strict=True):
+            booster.n_jobs = n_jobs
 
 
 class _Restrictions:
