@@ -111,7 +111,7 @@ def run_evaluate(
     log_to_mlflow: bool = True,
     policies: tuple[str, ...] | None = None,
     decision_log: Path | None = None,
-    jobs: int | None = None,
+    jobs: int | None = 1,
 ) -> tuple[EvaluationReport, str | None]:
     """Evaluate the registered models' policy on ``data``; returns the report and the MLflow
     run id (``None`` when not logged).
@@ -119,7 +119,7 @@ def run_evaluate(
     ``decision_log`` replaces the folder's decisions table: JSON lines of the service's decision
     records, or a CSV/Parquet table in the contract. Its decisions have no simulator states, so
     the oracle section is left out; its ``assignment`` column feeds the lift section.
-    ``jobs``: worker processes deciding the rows (``None``: one per CPU).
+    ``jobs``: worker processes deciding the rows (``None``: one per CPU; 1: in process).
     """
     from features.simulator import load_simulation_truth
     from training.evaluation.report import log_report
