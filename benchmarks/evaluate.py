@@ -10,7 +10,7 @@ on everything before the last ``--decisions`` logged decisions (``--models``: re
 store of an earlier run on the same ``--data``, which holds those same models). Timed: the
 evaluation of those decisions exactly as ``nextbest evaluate`` runs it — loading the champion
 models from the registry, features, the decision engine on every row (in ``--jobs`` worker
-processes, default 1: in process), the oracle section, the off-policy section (IPS, SNIPS, DR for
+processes, default one per CPU), the oracle section, the off-policy section (IPS, SNIPS, DR for
 six policies x three metrics on shared bootstrap resamples). Prints the time of each stage, the
 total, the CPU time of this process and its workers, and PASS/FAIL against the 60 s target. Not
 run by pytest; timings on a shared machine are pessimistic.
@@ -44,8 +44,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="reuse a simulated folder")
     parser.add_argument("--models", default=None,
                         help="reuse an MLflow tracking URI trained on the same --data")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="worker processes deciding the rows (default 1: in process)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="worker processes deciding the rows (default: one per CPU)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 

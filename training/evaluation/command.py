@@ -111,7 +111,7 @@ def run_evaluate(
     log_to_mlflow: bool = True,
     policies: tuple[str, ...] | None = None,
     decision_log: Path | None = None,
-    jobs: int | None = 1,
+    jobs: int | None = None,
 ) -> tuple[EvaluationReport, str | None]:
     """Evaluate the registered models' policy on ``data``; returns the report and the MLflow
     run id (``None`` when not logged).

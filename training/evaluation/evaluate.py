@@ -103,9 +103,8 @@ class EvaluationConfig(BaseModel):
     )
     seed: int = Field(default=0, ge=0)
     jobs: int | None = Field(
-        default=1, ge=1, description="Worker processes deciding the rows (null: one per CPU; "
-        "1: in this process). The decisions do not depend on it. Experimental: a forked run "
-        "hung once in the 100,000-row benchmark (docs/evaluation.md), so 1 is the default.",
+        default=None, ge=1, description="Worker processes deciding the rows (null: one per "
+        "CPU; 1: in this process). The decisions do not depend on it.",
     )
     policies: tuple[str, ...] | None = Field(
         default=None, description="Policies estimated off-policy (default: all of OPE_POLICIES)."

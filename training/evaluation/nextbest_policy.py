@@ -279,13 +279,16 @@ def _decide_in_workers(
 
 @contextmanager
 def _single_threaded_scoring() -> Iterator[None]:
-    """Every LightGBM booster of this process scores on one thread until the block ends: the
-    forked workers already fill the cores, and OpenMP (LightGBM's large batches) is not safe to
-    start with more threads after a fork."""
+    """Every LightGBM booster of this process scores on one thread until the block ends, its
+    small-batch scorer built now: the forked workers already fill the cores, and OpenMP (in
+    LightGBM's large batches and its model dump, which the flat trees are built from) hangs a
+    forked child once the parent has run it on more than one thread."""
     boosters = [b for b in gc.get_objects() if isinstance(b, CalibratedBooster)]
     threads = [b.n_jobs for b in boosters]
     for booster in boosters:
         booster.n_jobs = 1
+        if booster.booster is not None:
+            booster.raw(np.zeros((1, booster.booster.num_feature()), dtype=np.float64))
     try:
         yield
     finally:
