@@ -203,6 +203,11 @@ def evaluate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", min=1, help="Worker processes deciding the rows (default: one "
+                     "per CPU; 1: in this process)."),
+    ] = None,
 ) -> None:
     """Value of the policy's decisions: oracle (simulated data), off-policy estimates, lift."""
     import pandas as pd
@@ -223,7 +228,7 @@ def evaluate(
         start = (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).to_pydatetime()
     try:
         report, run_id = run_evaluate(data, models_alias, tracking_uri, bootstrap, start, log_run,
-                                      tuple(policy) if policy else None, decisions)
+                                      tuple(policy) if policy else None, decisions, jobs)
     except CommandError as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from exc
