@@ -35,6 +35,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a graceful shutdown flushes the stores), then kill if it hangs."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def copy_registry(tracking_uri: str, folder: Path) -> str:
     """A private copy of a SQLite MLflow store (its versions still point at the original's
     artifacts, which are only read), so aliases can move without touching the original."""
@@ -120,12 +130,7 @@ def running_service(root: Path, data_dir: Path, tracking_uri: str) -> Iterator[S
             yield Service(http, tracking_uri, data_dir, root / "state" / "nextbest.db", log_path)
         finally:
             http.close()
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
 
 
 def _wait_ready(process: subprocess.Popen[bytes], http: httpx.Client, log: Path) -> None:

@@ -7,8 +7,6 @@ service), so the server must start anyway, say it is not ready, and serve everyt
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,16 +18,11 @@ import httpx
 import pytest
 
 from tests.serving.conftest import ADMIN_KEY, API_KEY, event, write_data_dir
+from tests.serving.e2e_support import free_port, stop_process
 
 pytestmark = pytest.mark.slow
 
 STARTUP_SECONDS = 120  # generous: the CPU is shared and `import mlflow` is slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -42,7 +35,7 @@ def running_server(tmp_path: Path, port: int) -> Iterator[httpx.Client]:
         "NEXTBEST_MAX_REQUEST_BYTES": "4096",
         "NEXTBEST_POLL_INTERVAL_SECONDS": "3600",
         # a registry that refuses connections, and no retries against it
-        "NEXTBEST_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{_free_port()}",
+        "NEXTBEST_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     }
     command = [
@@ -66,12 +59,7 @@ def running_server(tmp_path: Path, port: int) -> Iterator[httpx.Client]:
         yield client
     finally:
         client.close()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
 
@@ -79,7 +67,7 @@ def test_the_real_server_over_http_and_across_a_restart(tmp_path):
     write_data_dir(tmp_path / "data")
     api, admin = {"X-API-Key": API_KEY}, {"X-API-Key": ADMIN_KEY}
     batch = {"events": [event("s1"), event("s2", event_type="unsubscribe", channel="sms")]}
-    with running_server(tmp_path, _free_port()) as http:
+    with running_server(tmp_path, free_port()) as http:
         assert http.get("/health").json() == {"status": "ok"}
         ready = http.get("/ready")
         assert ready.status_code == 503
@@ -106,7 +94,7 @@ def test_the_real_server_over_http_and_across_a_restart(tmp_path):
         assert http.post("/admin/reload", headers=admin).json()["status"] == "failed"
 
     # acknowledged events are still there after a restart: the same batch is all duplicates
-    with running_server(tmp_path, _free_port()) as http:
+    with running_server(tmp_path, free_port()) as http:
         assert http.post("/v1/events", json=batch, headers=api).json() == {
             "accepted": 0,
             "duplicates": 2,
